@@ -1,0 +1,28 @@
+"""Shared by the benchmark scripts: a printed table and a JSON file, from a list of row dicts."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def spread(values: list[float]) -> dict:
+    """Median of the sweep repeats and their relative spread ((max - min) / median)."""
+    med = statistics.median(values)
+    return {"median": med, "min": min(values), "max": max(values),
+            "spread": (max(values) - min(values)) / med if med else 0.0, "repeats": values}
+
+
+def emit(title: str, rows: list[dict], columns: list[tuple[str, str]], path: str | Path, meta: dict) -> None:
+    t = Table(title=title)
+    for _, head in columns:
+        t.add_column(head, justify="right")
+    for r in rows:
+        t.add_row(*[(f"{r[k]:.3f}" if isinstance(r.get(k), float) else str(r.get(k, ""))) for k, _ in columns])
+    Console(width=160).print(t)
+    Path(path).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str) + "\n")
+    print(f"wrote {path}")

@@ -1,0 +1,68 @@
+"""ONNX Runtime vs PyTorch eager on this CPU: batch-1 latency of edgekit's FP32 export.
+
+Each engine runs in turn (never interleaved), the sweep is repeated, and the median of the per-sweep
+medians is reported with its spread. Random weights: latency does not depend on weight values.
+
+    python benchmarks/latency.py --threads 2 --repeats 200 --sweeps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import emit, spread  # noqa: E402
+
+MODELS = ["squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x1_0", "efficientnet_b0"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--sweeps", type=int, default=3)
+    ap.add_argument("--json", default="latency.json")
+    args = ap.parse_args()
+
+    from edgekit.api import export_model
+    from edgekit.backends.onnxruntime import OnnxRuntimeRunner
+    from edgekit.backends.torch import TorchRunner
+    from edgekit.profile import TimingOptions, time_runner
+    from edgekit.report import environment
+    from edgekit.source import open_model
+
+    opts = TimingOptions(args.warmup, args.repeats)
+    work = Path(tempfile.mkdtemp(prefix="edgekit-bench-"))
+    rows = []
+    for name in args.models:
+        export_model(name, work / name, weights="random")
+        src = open_model(name, "random")
+        x = np.random.default_rng(0).standard_normal(src.input_shape, dtype=np.float32)
+        ort_ms, torch_ms = [], []
+        for _ in range(args.sweeps):
+            with OnnxRuntimeRunner(work / name / "model.onnx", threads=args.threads) as r:
+                ort_ms.append(time_runner(r, x, opts)["median_ms"])
+            gc.collect()
+            with TorchRunner(src.torch_model, threads=args.threads, input_shape=src.input_shape) as r:
+                torch_ms.append(time_runner(r, x, opts)["median_ms"])
+            gc.collect()
+        o, t = spread(ort_ms), spread(torch_ms)
+        rows.append({"model": name, "ort_ms": o["median"], "torch_ms": t["median"],
+                     "torch_over_ort": t["median"] / o["median"], "ort_spread": o["spread"],
+                     "torch_spread": t["spread"], "ort": o, "torch": t})
+    emit(f"batch 1, {args.threads} threads, median of {args.repeats} runs x {args.sweeps} sweeps", rows,
+         [("model", "model"), ("ort_ms", "onnxruntime ms"), ("torch_ms", "torch eager ms"),
+          ("torch_over_ort", "torch / ort"), ("ort_spread", "ort spread"), ("torch_spread", "torch spread")],
+         args.json, {"environment": environment(args.threads), "timing": vars(opts), "sweeps": args.sweeps})
+
+
+if __name__ == "__main__":
+    main()

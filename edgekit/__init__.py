@@ -1,0 +1,28 @@
+"""edgekit: take a trained lightweight image classifier to the edge.
+
+The Python API mirrors the CLI: ``edgekit.export_model(...)``, ``edgekit.profile_model(...)``,
+``edgekit.list_models()``.
+Importing edgekit loads neither torch nor any GPU library; those load inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("edgekit")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+from .errors import EdgekitError  # noqa: E402
+from .zoo import get_card, list_models  # noqa: E402
+
+__all__ = ["EdgekitError", "__version__", "export_model", "get_card", "list_models", "profile_model"]
+
+
+def __getattr__(name):
+    if name in ("export_model", "profile_model"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'edgekit' has no attribute {name!r}")

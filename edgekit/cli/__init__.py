@@ -1,0 +1,50 @@
+"""The ``edgekit`` command: one file per subcommand, each a thin call into the library."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from . import export as _export
+from . import models as _models
+from . import profile as _profile
+
+app = typer.Typer(name="edgekit", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Take a trained image classifier to the edge: export, quantize, prune, profile.")
+for _mod in (_models, _export, _profile):
+    _mod.register(app)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        from .. import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Entry point: edgekit's own errors become one line on stderr and their exit code."""
+    from ..errors import EdgekitError
+    from ..progress import console
+
+    try:
+        rv = app(standalone_mode=False)
+    except EdgekitError as exc:
+        from rich.markup import escape
+
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        rv = 130
+    except Exception as exc:
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # usage errors from Typer's click
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    if rv == 130:  # Typer turns Ctrl-C into exit code 130
+        console.print("[bold red]interrupted[/]: nothing was written", highlight=False)
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)

@@ -1,0 +1,136 @@
+"""Reports: one JSON a machine reads, the same figures as a Markdown and an on-screen table."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+from pathlib import Path
+
+from . import __version__
+from .fsutil import atomic_write_text, write_json
+
+SCHEMA = 1
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "fma")
+
+
+def cpu_facts() -> dict:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model") and model in ("", platform.machine(), platform.processor()):
+                    model = val.strip()
+                elif key in ("flags", "Features"):
+                    flags.update(val.split())
+    except OSError:
+        pass
+    return {"cpu": model, "arch": platform.machine(), "cores": os.cpu_count(),
+            "isa": sorted(f for f in _ISA_FLAGS if f in flags)}
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"edgekit": __version__, "python": platform.python_version()}
+    for pkg in ("torch", "torchvision", "onnx", "onnxruntime", "onnxslim", "numpy", "tensorrt"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def environment(threads=None) -> dict:
+    env = cpu_facts()
+    env.update(os=f"{platform.system()} {platform.release()}", host=platform.node(), threads=threads)
+    env["versions"] = versions()
+    return env
+
+
+def new_report(command: str, **fields) -> dict:
+    rep = {"schema": SCHEMA, "command": command,
+           "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    rep.update(fields)
+    return rep
+
+
+def _fmt(v, unit: str = "", digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}{unit}"
+    return f"{v}{unit}"
+
+
+def summary_rows(rep: dict) -> list[tuple[str, str]]:
+    """The figures a person looks at first, in a fixed order."""
+    rows: list[tuple[str, str]] = []
+    m = rep.get("model", {})
+    rows.append(("model", f"{m.get('name')} ({m.get('weights')})"))
+    if "precision" in rep:
+        rows.append(("precision", rep["precision"]))
+    if "backend" in rep:
+        b = rep["backend"]
+        rows.append(("backend", f"{b.get('backend')} on {b.get('device')}, threads {b.get('threads')}"))
+    art = rep.get("artifact")
+    if art:
+        rows.append(("file", f"{art['file']}  {art['size_mb']:.3f} MB"))
+        if "params" in art:
+            rows.append(("params", f"{art['params'] / 1e6:.3f} M"))
+            rows.append(("MACs", f"{art['macs'] / 1e9:.3f} G"))
+    v = rep.get("verification")
+    if v:
+        rows.append(("max |onnx - torch|", f"{v['max_abs_diff']:.2e}  (top-1 agreement {v['top1_agreement']:.1f}%"
+                                           f" on {v['n']} images)"))
+    for name, lat in rep.get("latency", {}).items():
+        rows.append((f"latency {name}", f"median {lat['median_ms']:.3f} ms  p90 {lat['p90_ms']:.3f}  "
+                                        f"p99 {lat['p99_ms']:.3f}  ({lat['throughput_ips']:.1f} img/s)"))
+    mem = rep.get("memory")
+    if mem and mem.get("peak_rss_mb") is not None:
+        rows.append(("peak RSS", f"{mem['peak_rss_mb']:.0f} MB (+{mem['peak_over_before_mb']:.0f} MB)"))
+    for who, acc in rep.get("accuracy", {}).items():
+        if isinstance(acc, dict):
+            rows.append((f"accuracy {who}", f"top-1 {acc['top1']:.2f}%  top-5 {acc['top5']:.2f}%  (n={acc['n']})"))
+        else:
+            rows.append((f"accuracy {who}", str(acc)))
+    ag = rep.get("agreement")
+    if ag:
+        rows.append(("agreement", f"top-1 {ag['top1_agreement']:.1f}%  cosine {ag['mean_cosine']:.5f}"))
+    for note in rep.get("notes", []):
+        rows.append(("note", note))
+    return rows
+
+
+def to_markdown(rep: dict) -> str:
+    lines = [f"# edgekit {rep['command']}: {rep.get('model', {}).get('name', '')}", "",
+             "| metric | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in summary_rows(rep)]
+    env = rep.get("environment", {})
+    if env:
+        lines += ["", f"CPU: {env.get('cpu')} ({', '.join(env.get('isa', []))}), {env.get('cores')} cores; "
+                      + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()),
+                  f"Written {rep['timestamp']}; all figures in report.json."]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(rep: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .progress import stdout_console
+
+    console = console or stdout_console()
+    t = Table(title=f"edgekit {rep['command']}", show_header=True, header_style="bold")
+    t.add_column("metric", style="cyan", no_wrap=True)
+    t.add_column("value")
+    for k, v in summary_rows(rep):
+        t.add_row(k, v)
+    console.print(t)
+
+
+def write(rep: dict, folder: Path) -> None:
+    write_json(folder / "report.json", rep)
+    atomic_write_text(folder / "report.md", to_markdown(rep))

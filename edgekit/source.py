@@ -1,0 +1,100 @@
+"""What a user hands edgekit as "a model": a zoo name (with weights) or their own ONNX file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import EdgekitError
+from .preprocess import Preprocess
+
+
+@dataclass
+class ModelSource:
+    name: str  # zoo name, or the ONNX file's stem
+    preprocess: Preprocess
+    num_classes: int
+    categories: list[str] | None = None
+    torch_model: object | None = None  # nn.Module for zoo models
+    onnx_path: Path | None = None  # for a user's ONNX file
+    weights: str = "n/a"
+    weights_sha256: str | None = None
+    pretrained: bool = True
+    family: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def input_shape(self) -> list[int]:
+        return [1, 3, self.preprocess.crop_size, self.preprocess.crop_size]
+
+    def describe(self) -> dict:
+        return {"name": self.name, "family": self.family, "weights": self.weights,
+                "weights_sha256": self.weights_sha256, "pretrained": self.pretrained,
+                "num_classes": self.num_classes, "has_class_names": self.categories is not None}
+
+
+@dataclass
+class PreprocessOverrides:
+    input_size: int | None = None
+    resize_size: int | None = None
+    interpolation: str | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    def any(self) -> bool:
+        return any(v is not None for v in vars(self).values())
+
+    def apply(self, base: Preprocess) -> Preprocess:
+        try:
+            return base.with_overrides(self.input_size, self.resize_size, self.interpolation, self.mean, self.std)
+        except ValueError as exc:
+            raise EdgekitError(f"bad preprocessing option: {exc}") from None
+
+
+def is_onnx(spec: str | Path) -> bool:
+    return str(spec).lower().endswith(".onnx")
+
+
+def open_model(spec: str, weights: str = "imagenet", num_classes: int | None = None,
+               trust_checkpoint: bool = False, overrides: PreprocessOverrides | None = None) -> ModelSource:
+    overrides = overrides or PreprocessOverrides()
+    if is_onnx(spec):
+        return open_onnx(Path(spec), overrides)
+    from . import weights as weights_mod
+    from .zoo import get_card
+
+    card = get_card(spec)
+    loaded = weights_mod.load(card, weights, num_classes, trust_checkpoint)
+    pre = overrides.apply(card.preprocess)
+    return ModelSource(card.name, pre, loaded.num_classes, loaded.categories, loaded.model, None,
+                       loaded.source, loaded.sha256, loaded.pretrained, card.family)
+
+
+def open_onnx(path: Path, overrides: PreprocessOverrides | None = None) -> ModelSource:
+    """A user's ONNX file; its preprocessing comes from edgekit's metadata, the options, or ImageNet's."""
+    from .onnxinfo import io_shapes, load_checked, read_meta
+
+    overrides = overrides or PreprocessOverrides()
+    model = load_checked(path)
+    meta = read_meta(model)
+    _, in_shape, _, out_shape = io_shapes(model)
+    notes = []
+    if "preprocess" in meta:
+        base = Preprocess.from_dict(meta["preprocess"])
+    else:
+        size = in_shape[2] if len(in_shape) == 4 and in_shape[2] else 224
+        base = Preprocess(size, round(size * 256 / 224))
+        if not overrides.any():
+            notes.append(f"{path.name} carries no edgekit metadata: assumed ImageNet preprocessing "
+                         f"(resize {base.resize_size}, crop {size}, mean/std of ImageNet); pass --mean/--std/"
+                         "--resize-size if your model was trained otherwise")
+    pre = overrides.apply(base)
+    if len(in_shape) == 4 and in_shape[2] and in_shape[2] != pre.crop_size:
+        raise EdgekitError(f"{path} takes {in_shape[2]}x{in_shape[3]} images, not {pre.crop_size}: "
+                           f"drop --input-size or pass --input-size {in_shape[2]}")
+    n = meta.get("num_classes") or (out_shape[-1] if out_shape and out_shape[-1] else None)
+    if n is None:
+        raise EdgekitError(f"cannot tell the number of classes of {path}: its output has no static size")
+    return ModelSource(meta.get("model", path.stem), pre, int(n), meta.get("categories"), None, path,
+                       meta.get("weights", "n/a"), meta.get("weights_sha256"), meta.get("pretrained", True),
+                       meta.get("family"), notes)

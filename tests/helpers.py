@@ -1,0 +1,59 @@
+"""Real data for the tests: scikit-learn's handwritten digits as an image folder, and a model trained on it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+DIGITS_PRE = dict(crop_size=32, resize_size=32, interpolation="bilinear", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+DIGITS_FLAGS = ["--input-size", "32", "--resize-size", "32", "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"]
+
+
+def write_digits(root: Path, test_fraction: float = 0.2, seed: int = 0) -> tuple[Path, Path]:
+    """Digits (8x8, grey, 0..16) as PNG files in class folders 0..9: a train and a held-out test split."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(d.target))
+    n_test = int(len(order) * test_fraction)
+    for split, idx in (("test", order[:n_test]), ("train", order[n_test:])):
+        for i in idx:
+            folder = root / split / str(d.target[i])
+            folder.mkdir(parents=True, exist_ok=True)
+            img = (d.images[i] * (255.0 / 16.0)).round().astype(np.uint8)
+            Image.fromarray(img, mode="L").save(folder / f"{i:04d}.png")
+    return root / "train", root / "test"
+
+
+def train_digits_model(train_dir: Path, epochs: int = 12, seed: int = 0):
+    """torchvision MobileNetV2 with 10 classes, trained on the digits folder through edgekit's own reader."""
+    import torch
+    import torchvision
+
+    from edgekit.data import load_array, scan
+    from edgekit.preprocess import Preprocess
+
+    torch.manual_seed(seed)
+    x, y = load_array(scan(train_dir, num_classes=10), Preprocess(**DIGITS_PRE))
+    x, y = torch.from_numpy(x), torch.from_numpy(y).long()
+    model = torchvision.models.mobilenet_v2(num_classes=10)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    steps = epochs * ((len(x) + 63) // 64)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    t0 = time.time()
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), 64):
+            b = perm[i:i + 64]
+            loss = torch.nn.functional.cross_entropy(model(x[b]), y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval(), time.time() - t0

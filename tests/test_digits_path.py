@@ -1,0 +1,113 @@
+"""The whole CPU path on a model trained in this session on real data (scikit-learn's digits)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import DIGITS_FLAGS
+
+
+@pytest.fixture(scope="module")
+def exported(digits, digits_model, tmp_path_factory):
+    """`edgekit export mobilenet_v2 --weights ckpt --eval-data test` run once for this module."""
+    import sys
+
+    from edgekit.cli import main
+
+    out = tmp_path_factory.mktemp("exp") / "mnv2"
+    argv = ["edgekit", "export", "mobilenet_v2", "--weights", str(digits_model[0]), "--eval-data",
+            str(digits[1]), "--out", str(out), "--dynamic-batch", *DIGITS_FLAGS]
+    old, sys.argv = sys.argv, argv
+    try:
+        main()
+    finally:
+        sys.argv = old
+    return out, json.loads((out / "report.json").read_text())
+
+
+def test_export_keeps_accuracy(exported):
+    out, rep = exported
+    acc_t, acc_o = rep["accuracy"]["torch"], rep["accuracy"]["onnxruntime"]
+    assert acc_t["n"] == 359
+    assert acc_t["top1"] >= 90.0, "the digits model should learn; see helpers.train_digits_model"
+    assert abs(acc_t["top1"] - acc_o["top1"]) <= 0.5
+    v = rep["verification"]
+    assert v["passed"] and v["top1_agreement"] == 100.0 and v["max_abs_diff"] < 1e-3
+    assert rep["images"]["converted_to_rgb"] == {"L": 359}  # the digits are greyscale PNGs
+    assert rep["artifact"]["bytes"] == (out / "model.onnx").stat().st_size
+    assert rep["model"]["num_classes"] == 10 and rep["input_shape"] == [1, 3, 32, 32]
+    for key in ("torch", "onnx", "onnxruntime", "python"):
+        assert key in rep["environment"]["versions"]
+    md = (out / "report.md").read_text()
+    assert f"{acc_o['top1']:.2f}%" in md
+
+
+def test_onnx_carries_preprocessing_and_matches_torch(exported, digits_model, digits_pre, digits):
+    import onnx
+
+    from edgekit.backends.onnxruntime import OnnxRuntimeRunner
+    from edgekit.data import load_array, scan
+    from edgekit.onnxinfo import read_meta
+
+    out, _ = exported
+    meta = read_meta(onnx.load(out / "model.onnx"))
+    assert meta["preprocess"] == digits_pre.to_dict() and meta["num_classes"] == 10
+    x, _ = load_array(scan(digits[1], num_classes=10).subset(range(0, 359, 10)), digits_pre)
+    with torch.no_grad():
+        ref = digits_model[1](torch.from_numpy(x)).numpy()
+    with OnnxRuntimeRunner(out / "model.onnx", threads=1) as r:
+        got = r.infer(x)  # dynamic batch: the whole set in one call
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-3)
+
+
+def test_profile_reports_same_accuracy(exported, digits, cli, tmp_path):
+    out, rep = exported
+    code, stdout, err = cli("profile", out / "model.onnx", "--eval-data", digits[1], "--threads", "2",
+                            "--batch", "8", "--repeats", "20", "--out", tmp_path / "p")
+    assert code == 0, err
+    prof = json.loads((tmp_path / "p" / "report.json").read_text())
+    assert prof["accuracy"]["onnxruntime"]["top1"] == pytest.approx(rep["accuracy"]["onnxruntime"]["top1"])
+    assert set(prof["latency"]) == {"batch1", "batch8"}
+    assert prof["latency"]["batch8"]["batch"] == 8 and prof["latency"]["batch1"]["n"] == 20
+    assert prof["backend"]["threads"] == 2 and prof["environment"]["threads"] == 2
+    assert prof["memory"]["peak_rss_mb"] > 0
+    assert prof["precision"] == "fp32" and prof["model"]["name"] == "mobilenet_v2"
+    assert "latency batch8" in stdout and "accuracy onnxruntime" in stdout
+
+
+def test_profile_agreement_without_labels(exported, digits, cli, tmp_path):
+    out, _ = exported
+    unlabelled = tmp_path / "imgs"
+    unlabelled.mkdir()
+    for p in sorted((digits[1] / "3").iterdir())[:12]:
+        (unlabelled / p.name).write_bytes(p.read_bytes())
+    code, _, err = cli("profile", out / "model.onnx", "--eval-data", unlabelled, "--reference",
+                       out / "model.onnx", "--repeats", "5", "--out", tmp_path / "p")
+    assert code == 0, err
+    prof = json.loads((tmp_path / "p" / "report.json").read_text())
+    assert "accuracy" not in prof
+    assert prof["agreement"]["top1_agreement"] == 100.0 and prof["agreement"]["n"] == 12
+    assert prof["agreement"]["mean_cosine"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_torch_backend_profile(digits_model, digits, cli, tmp_path):
+    code, _, err = cli("profile", "mobilenet_v2", "--backend", "torch", "--weights", digits_model[0],
+                       "--eval-data", digits[1], "--max-images", "100", "--repeats", "5", "--threads", "2",
+                       "--out", tmp_path / "t", *DIGITS_FLAGS)
+    assert code == 0, err
+    prof = json.loads((tmp_path / "t" / "report.json").read_text())
+    assert prof["backend"]["backend"] == "torch" and prof["accuracy"]["torch"]["n"] == 100
+    assert prof["accuracy"]["torch"]["top1"] >= 90.0
+    assert prof["artifact"]["params"] == sum(p.numel() for p in digits_model[1].parameters())
+
+
+def test_static_batch_refuses_larger_batch(digits_model, digits, cli, tmp_path):
+    out = tmp_path / "static"
+    code, _, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--out", out, *DIGITS_FLAGS)
+    assert code == 0, err
+    code, _, err = cli("profile", out / "model.onnx", "--batch", "4", "--repeats", "3", "--out", tmp_path / "p")
+    assert code == 2 and "--dynamic-batch" in err and not (tmp_path / "p").exists()
