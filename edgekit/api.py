@@ -6,6 +6,7 @@ The CLI is a thin layer over these; a script can call them with the same argumen
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ from .data import ImageSet, builtin_photos, load_array, scan
 from .errors import EdgekitError
 from .export import Tolerance, onnx_from_torch, reference_logits, run_batched, simplify, verify
 from .fsutil import check_out_dir, staged_dir
-from .profile import TimingOptions, artifact_facts, evaluate, measure
+from .profile import TimingOptions, artifact_facts, compare_latency, evaluate, measure
+from .quantize import QuantConfig
 from .progress import console, make_progress
 from .source import ModelSource, PreprocessOverrides, is_onnx, open_model, open_onnx
 from .stats import accuracy
@@ -47,12 +49,21 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                  num_classes: int | None = None, trust_checkpoint: bool = False,
                  overrides: PreprocessOverrides | None = None, dynamic_batch: bool = False,
                  opset: int = 18, tolerance: Tolerance | None = None, max_images: int | None = None,
-                 force: bool = False) -> dict:
+                 force: bool = False, int8: bool = False, fp16: bool = False, quant: QuantConfig | None = None,
+                 calib: CalibOptions | None = None, max_drop: float | None = None, threads: int | None = None,
+                 timing: TimingOptions | None = None, max_float_layers: int | None = None) -> dict:
     """Export ``model`` (zoo name or .onnx) to ``out/model.onnx``, verified against its source.
 
-    Returns the report, also written to ``out/report.json`` and ``out/report.md``.
+    With ``int8``, also ``out/model_int8.onnx`` (QDQ, calibrated on real images, guarded by ``max_drop``);
+    with ``fp16``, ``out/model_fp16.onnx``. Returns the report, also written to ``out/report.json`` and
+    ``out/report.md``.
     """
     out = Path(out)
+    if int8 and fp16:
+        raise EdgekitError("--int8 and --fp16 together: choose one precision per export (run export twice "
+                           "for both)")
+    if max_drop is not None and not int8:
+        raise EdgekitError("--max-drop guards INT8 accuracy: add --int8")
     check_out_dir(out, force)
     tolerance = tolerance or Tolerance()
     source = open_model(model, weights, num_classes, trust_checkpoint, overrides)
@@ -98,13 +109,160 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                 acc = {ref_name: accuracy(ref, y), "onnxruntime": accuracy(onnx_logits, y)}
             elif y is not None:
                 acc = {"onnxruntime": "n/a (random weights)"}
+            extra: dict = {}
+            if int8:
+                extra["int8"] = _int8_stage(source, tmp, onnx_path, x, y, images, quant or QuantConfig(),
+                                            calib or CalibOptions(), max_drop, threads,
+                                            timing or TimingOptions(warmup=10, repeats=50), notes, progress,
+                                            max_float_layers)
+            if fp16:
+                extra["fp16"] = _fp16_stage(tmp, onnx_path, x, meta, progress)
             rep = report_mod.new_report(
-                "export", model=source.describe(), precision="fp32", exporter=exporter, opset=opset,
+                "export", model=source.describe(), precision="int8" if int8 else "fp16" if fp16 else "fp32", exporter=exporter, opset=opset,
                 dynamic_batch=dynamic_batch, input_shape=shape, preprocess=source.preprocess.to_dict(),
                 artifact=artifact_facts(onnx_path), verification=verification, accuracy=acc,
-                images=images.summary(), out=str(out), environment=report_mod.environment(), notes=notes)
+                images=images.summary(), out=str(out), environment=report_mod.environment(threads), notes=notes,
+                **extra)
             report_mod.write(rep, tmp)
     return rep
+
+
+@dataclass
+class CalibOptions:
+    data: str | None = None  # folder of images, or .npy/.npz of preprocessed tensors
+    size: int = 512
+    seed: int = 0
+    cache: str | None = None  # cache file; default calibration/cache/<model>-<key>.json
+
+
+def _calibration_set(source: ModelSource, opts: CalibOptions, notes: list[str]):
+    from . import calibration
+
+    if opts.size < 1:
+        raise EdgekitError(f"--calib-size {opts.size}: need at least 1 image")
+    if opts.data is None:
+        cal = calibration.from_folder(builtin_photos(), source.preprocess, opts.size, opts.seed, kind="builtin")
+        notes.append(f"calibrated on edgekit's {len(cal.x)} built-in photos, a small fallback: pass --calib-data "
+                     "with a few hundred images of your own domain")
+    elif str(opts.data).endswith((".npy", ".npz")):
+        cal = calibration.from_tensors(opts.data, source.input_shape, opts.size, opts.seed)
+    else:
+        cal = calibration.from_folder(opts.data, source.preprocess, opts.size, opts.seed)
+    notes.extend(cal.warnings)
+    for w in cal.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    return cal
+
+
+def _int8_stage(source, tmp: Path, fp32_path: Path, x, y, images, cfg: QuantConfig, copts: CalibOptions,
+                max_drop, threads, timing: TimingOptions, notes: list[str], progress,
+                max_float_layers: int | None = None) -> dict:
+    """Calibrate, quantize (with the accuracy guard), and measure the INT8 file against the FP32 one."""
+    from . import calibration
+    from .backends.onnxruntime import OnnxRuntimeRunner
+    from .fsutil import sha256_file
+    from .onnxinfo import load_checked, op_counts, write_meta
+    from .quantize import quantize_with_guard
+    from .stats import agreement
+
+    cal = _calibration_set(source, copts, notes)
+    # What the guard judges by: labelled eval images (top-1), else held-out images (agreement with FP32).
+    if y is not None and source.pretrained:
+        judge_x, judge_y, basis = x, y, f"top-1 on {len(x)} labelled eval images"
+    else:
+        held = cal.held_out
+        if held is not None and len(held):
+            judge_x, _ = load_array(held.subset(range(min(len(held), 500))), source.preprocess, progress,
+                                    "reading held-out images")
+            basis = f"top-1 agreement with FP32 on {len(judge_x)} held-out calibration images"
+        else:
+            judge_x = x
+            basis = f"top-1 agreement with FP32 on the {len(x)} eval images"
+        judge_y = None
+    with OnnxRuntimeRunner(fp32_path) as r:
+        fp32_logits = run_batched(r, judge_x)
+
+    def logits_of(path: Path, xs):
+        with OnnxRuntimeRunner(path) as r:
+            return run_batched(r, xs)
+
+    def metric(path: Path) -> float:
+        out = logits_of(path, judge_x)
+        return accuracy(out, judge_y)["top1"] if judge_y is not None else agreement(out, fp32_logits)["top1_agreement"]
+
+    sub = judge_x[:64]
+    sub_ref = fp32_logits[:64]
+
+    def sensitivity(path: Path) -> float:
+        return float(((logits_of(path, sub) - sub_ref) ** 2).mean())
+
+    baseline = accuracy(fp32_logits, judge_y)["top1"] if judge_y is not None else 100.0
+    key = calibration.cache_key(sha256_file(fp32_path), source.preprocess, {**cfg.method_fields(),
+                                "target": cfg.target}, cal)
+    cache_file = Path(copts.cache) if copts.cache else calibration.DEFAULT_CACHE_DIR / f"{source.name}-{key[:16]}.json"
+    int8_path = tmp / "model_int8.onnx"
+    result = quantize_with_guard(fp32_path, int8_path, cfg, cal, cache_file, key, metric, baseline, max_drop,
+                                 sensitivity, progress, max_float_layers)
+    qmodel = load_checked(int8_path)
+    write_meta(qmodel, {**_read_meta(fp32_path), "precision": "int8", "quantization": cfg.to_dict(),
+                        "calibration": cal.describe()})
+    import onnx
+
+    onnx.save(qmodel, str(int8_path))
+    if not result.within_budget:
+        int8_path = int8_path.rename(tmp / "model_int8_over_budget.onnx")
+    ops = op_counts(qmodel)
+    judge_int8 = logits_of(int8_path, judge_x)
+    lat = compare_latency({"fp32": fp32_path, "int8": int8_path}, x, timing, threads, progress)
+    speedup = lat["fp32"]["median_ms"] / lat["int8"]["median_ms"]
+    fp32_size, int8_size = fp32_path.stat().st_size, int8_path.stat().st_size
+    if speedup < 1.0:
+        notes.append(f"INT8 does not pay on this CPU: {lat['int8']['median_ms']:.3f} ms vs FP32 "
+                     f"{lat['fp32']['median_ms']:.3f} ms; ship FP32 for speed, or try --exclude-ops depthwise,se")
+    if not result.within_budget:
+        notes.append(f"INT8 misses the accuracy budget: drop {result.drop:.2f} > {max_drop}; the best attempt is "
+                     f"kept aside as {int8_path.name}")
+    return {
+        "file": int8_path.name, "artifact": artifact_facts(int8_path), "config": cfg.to_dict(),
+        "calibration": cal.describe(), "judged_by": basis, "max_drop": max_drop, **result.describe(),
+        "qdq_nodes": ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0),
+        "size_ratio_to_fp32": int8_size / fp32_size,
+        "agreement_with_fp32": agreement(judge_int8, fp32_logits),
+        "accuracy_delta": None if judge_y is None else accuracy(judge_int8, judge_y)["top1"] - baseline,
+        "latency": lat, "speedup_vs_fp32": speedup,
+        "latency_delta_ms": lat["int8"]["median_ms"] - lat["fp32"]["median_ms"],
+        "threads": threads,
+    }
+
+
+def _read_meta(path: Path) -> dict:
+    from .onnxinfo import load_checked, read_meta
+
+    return read_meta(load_checked(path))
+
+
+def _fp16_stage(tmp: Path, fp32_path: Path, x, meta: dict, progress) -> dict:
+    from .backends.onnxruntime import OnnxRuntimeRunner
+    from .export import write_onnx_with_meta
+    from .onnxinfo import load_checked
+    from .quantize import fp16_from_onnx
+    from .stats import agreement
+
+    fp16_path = tmp / "model_fp16.onnx"
+    fp16_from_onnx(fp32_path, fp16_path)
+    write_onnx_with_meta(load_checked(fp16_path), fp16_path, {**meta, "precision": "fp16"})
+    with OnnxRuntimeRunner(fp32_path) as r:
+        ref = run_batched(r, x)
+    with OnnxRuntimeRunner(fp16_path) as r:
+        got = run_batched(r, x)
+    ag = agreement(got, ref)
+    if ag["mean_cosine"] < 0.999:
+        from .errors import VerificationError
+
+        raise VerificationError(f"the FP16 graph drifts from FP32 (mean cosine {ag['mean_cosine']:.5f} < 0.999): "
+                                "the model overflows in half precision; keep FP32 for this model")
+    return {"file": fp16_path.name, "artifact": artifact_facts(fp16_path), "agreement_with_fp32": ag,
+            "size_ratio_to_fp32": fp16_path.stat().st_size / fp32_path.stat().st_size, "io_types": "float32"}
 
 
 def _load(path: Path):

@@ -116,3 +116,23 @@ def io_shapes(model) -> tuple[str, list, str, list]:
         return [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
 
     return inputs[0].name, dims(inputs[0]), model.graph.output[0].name, dims(model.graph.output[0])
+
+
+def topological_sort(model) -> None:
+    """Reorder graph nodes so each comes after its inputs' producers (some converters append nodes)."""
+    graph = model.graph
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in ready for i in n.input):
+                ordered.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            raise EdgekitError(f"graph {graph.name!r} has a cycle or a missing input at node {rest[0].name!r}")
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)

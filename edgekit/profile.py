@@ -123,3 +123,18 @@ def artifact_facts(path: Path) -> dict:
                      qdq_nodes=ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0),
                      opset=max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")))
     return facts
+
+
+def compare_latency(models: dict[str, Path], x: np.ndarray, opts: TimingOptions, threads: int | None,
+                    progress=None) -> dict[str, dict]:
+    """Batch-1 latency of several ONNX files on the CPU, each session alone in turn (never interleaved)."""
+    import gc
+
+    from .backends.onnxruntime import OnnxRuntimeRunner
+
+    out = {}
+    for name, path in models.items():
+        with OnnxRuntimeRunner(path, threads=threads) as r:
+            out[name] = time_runner(r, x[:1], opts, progress, desc=f"timing {name}")
+        gc.collect()
+    return out

@@ -85,6 +85,28 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
     if v:
         rows.append(("max |onnx - torch|", f"{v['max_abs_diff']:.2e}  (top-1 agreement {v['top1_agreement']:.1f}%"
                                            f" on {v['n']} images)"))
+    q = rep.get("int8")
+    if q:
+        cal = q["calibration"]
+        rows.append(("int8 file", f"{q['file']}  {q['artifact']['size_mb']:.3f} MB ({q['size_ratio_to_fp32']:.2f}x FP32),"
+                                  f" {q['qdq_nodes']} Q/DQ nodes, target {q['config']['target']}"))
+        rows.append(("calibration", f"{q['config']['method']} on {cal['size']} {cal['kind']} from {cal['source']}"
+                                    f" (cache {'hit' if q['cache'].get('hit') else 'written'})"))
+        if q.get("baseline") is not None:
+            budget = "" if q["max_drop"] is None else f" (budget {q['max_drop']}: " + (
+                "met" if q["within_budget"] else "MISSED") + ")"
+            rows.append(("int8 quality", f"{q['metric']:.2f}% vs FP32 {q['baseline']:.2f}%, drop {q['drop']:.2f}"
+                                         f"{budget}; {q['judged_by']}"))
+        if q["float_nodes"]:
+            rows.append(("kept in float", f"{len(q['float_nodes'])} node(s): " + ", ".join(q["float_nodes"][:6])
+                         + (" ..." if len(q["float_nodes"]) > 6 else "")))
+        lf, li = q["latency"]["fp32"]["median_ms"], q["latency"]["int8"]["median_ms"]
+        rows.append(("int8 vs fp32 latency", f"{li:.3f} ms vs {lf:.3f} ms: {q['speedup_vs_fp32']:.2f}x"
+                                             + ("" if q["speedup_vs_fp32"] >= 1 else "  (INT8 slower here)")))
+    h = rep.get("fp16")
+    if h:
+        rows.append(("fp16 file", f"{h['file']}  {h['artifact']['size_mb']:.3f} MB ({h['size_ratio_to_fp32']:.2f}x"
+                                  f" FP32), top-1 agreement {h['agreement_with_fp32']['top1_agreement']:.1f}%"))
     for name, lat in rep.get("latency", {}).items():
         rows.append((f"latency {name}", f"median {lat['median_ms']:.3f} ms  p90 {lat['p90_ms']:.3f}  "
                                         f"p99 {lat['p99_ms']:.3f}  ({lat['throughput_ips']:.1f} img/s)"))

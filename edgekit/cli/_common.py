@@ -45,3 +45,8 @@ def overrides(input_size, resize_size, interpolation, mean, std) -> PreprocessOv
 
 def as_path(p: Optional[Path]) -> Optional[str]:
     return None if p is None else str(p)
+
+
+def names(text: Optional[str]) -> tuple[str, ...]:
+    """A comma-separated option as a tuple of non-empty names."""
+    return tuple(t.strip() for t in (text or "").split(",") if t.strip())

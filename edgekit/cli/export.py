@@ -32,15 +32,50 @@ def export(
     interpolation: Optional[str] = c.InterpOpt,
     mean: Optional[str] = c.MeanOpt,
     std: Optional[str] = c.StdOpt,
+    int8: bool = typer.Option(False, "--int8", help="Also write model_int8.onnx: QDQ INT8 from real calibration images."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write model_fp16.onnx: FP16 weights and compute in the graph."),
+    target: str = typer.Option("cpu", "--target", help="INT8 form: cpu (u8 asymmetric activations) or tensorrt "
+                                                       "(s8 symmetric, Q/DQ on weighted layers and Adds)."),
+    calib_data: Optional[Path] = typer.Option(None, "--calib-data", help="Calibration images (folder, recursive; "
+                                              "labels unused) or an .npy/.npz of preprocessed tensors. Default: "
+                                              "edgekit's 7 built-in photos, with a warning."),
+    calib_size: int = typer.Option(512, "--calib-size", help="Calibration images to use (fewer if fewer exist)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the calibration image choice."),
+    calib_method: str = typer.Option("minmax", "--calib-method", help="minmax, entropy or percentile."),
+    percentile: float = typer.Option(99.999, "--percentile", help="Percentile of the percentile method."),
+    calib_cache: Optional[Path] = typer.Option(None, "--calib-cache", help="Calibration cache file "
+                                               "(default calibration/cache/<model>-<key>.json)."),
+    max_drop: Optional[float] = typer.Option(None, "--max-drop", help="Accuracy budget in top-1 points; layers "
+                                             "stay float until INT8 fits, else exit 1."),
+    max_float_layers: Optional[int] = typer.Option(None, "--max-float-layers", min=0, help="At most this many "
+                                                   "layers may return to float under --max-drop."),
+    exclude_ops: Optional[str] = typer.Option(None, "--exclude-ops", help="Keep in float (comma-separated): "
+                                              "depthwise, se, hardswish, silu, or ONNX op types."),
+    int8_ops: Optional[str] = typer.Option(None, "--int8-ops", help="Quantize only these ONNX op types, e.g. Conv,Gemm."),
+    per_tensor: bool = typer.Option(False, "--per-tensor", help="Per-tensor weight scales (only for "
+                                    "accelerators that need them; ruins depthwise nets)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads for the FP32 vs INT8 timing."),
 ) -> None:
     """Export MODEL to ONNX (simplified with onnxslim), checked against torch on real images."""
-    from ..api import export_model
+    from ..api import CalibOptions, export_model
+    from ..errors import BudgetExceededError
     from ..export import Tolerance
+    from ..quantize import QuantConfig
     from ..report import print_table
+
+    quant = QuantConfig(target, calib_method, percentile, not per_tensor, c.names(exclude_ops),
+                        c.names(int8_ops) or None)
+    calib = CalibOptions(c.as_path(calib_data), calib_size, seed, c.as_path(calib_cache))
 
     out = out or Path("edgekit-out") / Path(model).stem
     rep = export_model(model, out, weights, c.as_path(eval_data), num_classes, trust_checkpoint,
                        c.overrides(input_size, resize_size, interpolation, mean, std), dynamic_batch, opset,
-                       Tolerance(atol, rtol), max_images, force)
+                       Tolerance(atol, rtol), max_images, force, int8, fp16, quant, calib, max_drop, threads,
+                       max_float_layers=max_float_layers)
     print_table(rep)
-    typer.echo(f"wrote {out}/model.onnx, {out}/report.json, {out}/report.md")
+    files = ["model.onnx"] + [rep[k]["file"] for k in ("int8", "fp16") if k in rep] + ["report.json", "report.md"]
+    typer.echo(f"wrote {', '.join(f'{out}/{f}' for f in files)}")
+    if "int8" in rep and not rep["int8"]["within_budget"]:
+        raise BudgetExceededError(f"INT8 top-1 drop {rep['int8']['drop']:.2f} exceeds --max-drop {max_drop} even "
+                                  f"with {len(rep['int8']['guard_nodes'])} layers in float; best attempt kept as "
+                                  f"{out}/{rep['int8']['file']}")
