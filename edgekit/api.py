@@ -150,7 +150,7 @@ def _calibration_set(source: ModelSource, opts: CalibOptions, notes: list[str]):
         cal = calibration.from_folder(opts.data, source.preprocess, opts.size, opts.seed)
     notes.extend(cal.warnings)
     for w in cal.warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     return cal
 
 

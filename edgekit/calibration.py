@@ -78,7 +78,7 @@ def from_folder(folder: str | Path, preprocess: Preprocess, size: int = 512, see
     chosen = images.subset(idx)
     rest = sorted(set(range(len(images))) - set(idx))
     warnings = []
-    if len(chosen) < size:
+    if len(chosen) < size and kind != "builtin":
         warnings.append(f"only {len(chosen)} calibration images in {folder} (asked for {size})")
     if len(chosen) < MIN_RECOMMENDED:
         warnings.append(f"{len(chosen)} calibration images is few: INT8 ranges are more reliable from "
