@@ -51,7 +51,8 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                  opset: int = 18, tolerance: Tolerance | None = None, max_images: int | None = None,
                  force: bool = False, int8: bool = False, fp16: bool = False, quant: QuantConfig | None = None,
                  calib: CalibOptions | None = None, max_drop: float | None = None, threads: int | None = None,
-                 timing: TimingOptions | None = None, max_float_layers: int | None = None) -> dict:
+                 timing: TimingOptions | None = None, max_float_layers: int | None = None,
+                 plan: str | None = None, prune_ratio: float | None = None) -> dict:
     """Export ``model`` (zoo name or .onnx) to ``out/model.onnx``, verified against its source.
 
     With ``int8``, also ``out/model_int8.onnx`` (QDQ, calibrated on real images, guarded by ``max_drop``);
@@ -66,10 +67,11 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
         raise EdgekitError("--max-drop guards INT8 accuracy: add --int8")
     check_out_dir(out, force)
     tolerance = tolerance or Tolerance()
-    source = open_model(model, weights, num_classes, trust_checkpoint, overrides)
+    source = open_model(model, weights, num_classes, trust_checkpoint, overrides, plan)
     notes = list(source.notes)
     if not source.pretrained:
         notes.append("random weights: accuracy not applicable; the file is for size and latency only")
+    pruned_plan = _prune_inline(source, prune_ratio, notes) if prune_ratio is not None else None
     images = _images(source, eval_data, max_images, notes)
     with make_progress() as progress:
         x, y = load_array(images, source.preprocess, progress)
@@ -88,6 +90,8 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                 if dynamic_batch:
                     raise EdgekitError("--dynamic-batch applies to torch models; re-export your ONNX file with a "
                                        "dynamic batch axis")
+            if pruned_plan is not None:
+                _write_pruned(tmp, source, pruned_plan)
             slim = simplify(raw)
             from .export import write_onnx_with_meta
 
@@ -118,13 +122,40 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
             if fp16:
                 extra["fp16"] = _fp16_stage(tmp, onnx_path, x, meta, progress)
             rep = report_mod.new_report(
-                "export", model=source.describe(), precision="int8" if int8 else "fp16" if fp16 else "fp32", exporter=exporter, opset=opset,
+                "export", model=source.describe(), precision="int8" if int8 else "fp16" if fp16 else "fp32",
+                plan=pruned_plan or source.plan, exporter=exporter, opset=opset,
                 dynamic_batch=dynamic_batch, input_shape=shape, preprocess=source.preprocess.to_dict(),
                 artifact=artifact_facts(onnx_path), verification=verification, accuracy=acc,
                 images=images.summary(), out=str(out), environment=report_mod.environment(threads), notes=notes,
                 **extra)
             report_mod.write(rep, tmp)
     return rep
+
+
+def _prune_inline(source: ModelSource, ratio: float, notes: list[str]) -> dict:
+    from .prune import PruneConfig, prune
+    from .zoo import get_card
+
+    if source.torch_model is None:
+        raise EdgekitError("--prune needs the torch model, not an ONNX file: pass a zoo name and --weights")
+    plan = prune(source.torch_model, get_card(source.name), source.input_shape, PruneConfig(ratio))
+    notes.append(f"pruned {ratio:.0%} of channels without fine-tuning: accuracy drops; recover it with "
+                 "`edgekit prune --finetune-data`")
+    return plan
+
+
+def _write_pruned(folder: Path, source: ModelSource, plan: dict) -> None:
+    import io
+
+    import torch
+
+    from .fsutil import atomic_write_bytes, sha256_file, write_json
+
+    buf = io.BytesIO()
+    torch.save(source.torch_model.state_dict(), buf)
+    atomic_write_bytes(folder / "pruned_state_dict.pt", buf.getvalue())
+    plan["pruned_weights_sha256"] = sha256_file(folder / "pruned_state_dict.pt")
+    write_json(folder / "plan.json", plan)
 
 
 @dataclass

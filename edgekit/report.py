@@ -107,6 +107,14 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
     if h:
         rows.append(("fp16 file", f"{h['file']}  {h['artifact']['size_mb']:.3f} MB ({h['size_ratio_to_fp32']:.2f}x"
                                   f" FP32), top-1 agreement {h['agreement_with_fp32']['top1_agreement']:.1f}%"))
+    for stage, st in (rep.get("stages") or {}).items():
+        qual = st.get("quality")
+        qtxt = "" if not qual else f", top-1 {qual['top1']:.2f}% ({qual['basis']})"
+        rows.append((stage, f"params {st['params'] / 1e6:.3f} M, MACs {st['macs'] / 1e9:.4f} G, "
+                            f"gzip {st['state_dict_gzip_bytes'] / 1e6:.3f} MB{qtxt}"))
+    lc = rep.get("latency_compare")
+    if lc:
+        rows.append(("latency", "  ".join(f"{k} {v['median_ms']:.3f} ms" for k, v in lc.items())))
     for name, lat in rep.get("latency", {}).items():
         rows.append((f"latency {name}", f"median {lat['median_ms']:.3f} ms  p90 {lat['p90_ms']:.3f}  "
                                         f"p99 {lat['p99_ms']:.3f}  ({lat['throughput_ips']:.1f} img/s)"))

@@ -22,6 +22,7 @@ class ModelSource:
     pretrained: bool = True
     family: str | None = None
     notes: list[str] = field(default_factory=list)
+    plan: dict | None = None  # the pruning plan the torch model was cut to
 
     @property
     def input_shape(self) -> list[int]:
@@ -30,7 +31,8 @@ class ModelSource:
     def describe(self) -> dict:
         return {"name": self.name, "family": self.family, "weights": self.weights,
                 "weights_sha256": self.weights_sha256, "pretrained": self.pretrained,
-                "num_classes": self.num_classes, "has_class_names": self.categories is not None}
+                "num_classes": self.num_classes, "has_class_names": self.categories is not None,
+                "pruned": self.plan is not None}
 
 
 @dataclass
@@ -56,18 +58,26 @@ def is_onnx(spec: str | Path) -> bool:
 
 
 def open_model(spec: str, weights: str = "imagenet", num_classes: int | None = None,
-               trust_checkpoint: bool = False, overrides: PreprocessOverrides | None = None) -> ModelSource:
+               trust_checkpoint: bool = False, overrides: PreprocessOverrides | None = None,
+               plan: str | None = None) -> ModelSource:
     overrides = overrides or PreprocessOverrides()
     if is_onnx(spec):
+        if plan:
+            raise EdgekitError("--plan applies to torch models, not ONNX files")
         return open_onnx(Path(spec), overrides)
     from . import weights as weights_mod
     from .zoo import get_card
 
     card = get_card(spec)
-    loaded = weights_mod.load(card, weights, num_classes, trust_checkpoint)
+    plan_doc = None
+    if plan:
+        from .prune import read_plan
+
+        plan_doc = read_plan(plan)
+    loaded = weights_mod.load(card, weights, num_classes, trust_checkpoint, plan=plan_doc)
     pre = overrides.apply(card.preprocess)
     return ModelSource(card.name, pre, loaded.num_classes, loaded.categories, loaded.model, None,
-                       loaded.source, loaded.sha256, loaded.pretrained, card.family)
+                       loaded.source, loaded.sha256, loaded.pretrained, card.family, plan=plan_doc)
 
 
 def open_onnx(path: Path, overrides: PreprocessOverrides | None = None) -> ModelSource:

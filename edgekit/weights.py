@@ -37,10 +37,16 @@ def hub_cache_path(card: ModelCard) -> Path:
 
 
 def load(card: ModelCard, weights: str = "imagenet", num_classes: int | None = None,
-         trust_checkpoint: bool = False, seed: int = 0) -> LoadedModel:
-    """Build ``card``'s model with the given weights: "imagenet", "random" or a file path."""
+         trust_checkpoint: bool = False, seed: int = 0, plan: dict | None = None) -> LoadedModel:
+    """Build ``card``'s model with the given weights: "imagenet", "random" or a file path.
+
+    With a pruning ``plan``, the architecture is first cut to the plan's widths (weights must be a file).
+    """
     import torch
 
+    if plan is not None and weights in ("imagenet", "random"):
+        raise EdgekitError("--plan needs the pruned weights it was written with: pass --weights "
+                           "pruned_state_dict.pt from the same edgekit prune run")
     if weights == "imagenet":
         if num_classes not in (None, 1000):
             raise EdgekitError(f"--num-classes {num_classes} does not fit ImageNet weights (1000 classes): "
@@ -53,7 +59,7 @@ def load(card: ModelCard, weights: str = "imagenet", num_classes: int | None = N
         n = num_classes or 1000
         return LoadedModel(card.build(n).eval(), "random", n,
                            card.categories if n == 1000 else None, pretrained=False)
-    return _load_file(card, Path(weights), num_classes, trust_checkpoint)
+    return _load_file(card, Path(weights), num_classes, trust_checkpoint, plan)
 
 
 def _imagenet_state_dict(card: ModelCard) -> dict:
@@ -75,7 +81,8 @@ def _is_torchscript(path: Path) -> bool:
         return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
 
 
-def _load_file(card: ModelCard, path: Path, num_classes: int | None, trust: bool) -> LoadedModel:
+def _load_file(card: ModelCard, path: Path, num_classes: int | None, trust: bool,
+               plan: dict | None = None) -> LoadedModel:
     import torch
 
     if not path.is_file():
@@ -116,10 +123,16 @@ def _load_file(card: ModelCard, path: Path, num_classes: int | None, trust: bool
         raise EdgekitError(f"--num-classes {num_classes} contradicts {path}, whose classifier has {n_ckpt} "
                            "outputs: drop --num-classes or pass the right checkpoint")
     model = card.build(n_ckpt)
+    if plan is not None:
+        from .prune import rebuild
+
+        rebuild(model, plan, card)
     problem = _mismatch(model.state_dict(), state)
     if problem:
-        raise EdgekitError(f"{path} does not fit {card.name}: {problem}; is it a checkpoint of another model? "
-                           "Pass the model name it was trained as")
+        hint = ("is it a pruned checkpoint? Pass its --plan plan.json" if plan is None and
+                _only_shapes_differ(model.state_dict(), state) else "is it a checkpoint of another model? Pass "
+                "the model name it was trained as")
+        raise EdgekitError(f"{path} does not fit {card.name}: {problem}; {hint}")
     model.load_state_dict(state, strict=True)
     if categories is None and n_ckpt == 1000:
         categories = card.categories
@@ -153,6 +166,10 @@ def _mismatch(expected: dict, got: dict) -> str:
     parts = [f"{len(v)} {what} (e.g. {v[0]})" for what, v in
              (("tensors missing", missing), ("unexpected", unexpected), ("of another shape", shapes)) if v]
     return ", ".join(parts)
+
+
+def _only_shapes_differ(expected: dict, got: dict) -> bool:
+    return set(expected) == set(got)
 
 
 def _strip(key: str) -> str:

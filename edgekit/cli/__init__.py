@@ -9,10 +9,11 @@ import typer
 from . import export as _export
 from . import models as _models
 from . import profile as _profile
+from . import prune as _prune
 
 app = typer.Typer(name="edgekit", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Take a trained image classifier to the edge: export, quantize, prune, profile.")
-for _mod in (_models, _export, _profile):
+for _mod in (_models, _export, _profile, _prune):
     _mod.register(app)
 
 

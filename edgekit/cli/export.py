@@ -55,6 +55,10 @@ def export(
     per_tensor: bool = typer.Option(False, "--per-tensor", help="Per-tensor weight scales (only for "
                                     "accelerators that need them; ruins depthwise nets)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads for the FP32 vs INT8 timing."),
+    prune: Optional[float] = typer.Option(None, "--prune", help="Prune this share of channels first (L1, no "
+                                          "fine-tuning; `edgekit prune` fine-tunes)."),
+    plan: Optional[Path] = typer.Option(None, "--plan", help="Pruning plan from `edgekit prune`; --weights "
+                                        "then names its pruned_state_dict.pt."),
 ) -> None:
     """Export MODEL to ONNX (simplified with onnxslim), checked against torch on real images."""
     from ..api import CalibOptions, export_model
@@ -71,7 +75,7 @@ def export(
     rep = export_model(model, out, weights, c.as_path(eval_data), num_classes, trust_checkpoint,
                        c.overrides(input_size, resize_size, interpolation, mean, std), dynamic_batch, opset,
                        Tolerance(atol, rtol), max_images, force, int8, fp16, quant, calib, max_drop, threads,
-                       max_float_layers=max_float_layers)
+                       max_float_layers=max_float_layers, plan=c.as_path(plan), prune_ratio=prune)
     print_table(rep)
     files = ["model.onnx"] + [rep[k]["file"] for k in ("int8", "fp16") if k in rep] + ["report.json", "report.md"]
     typer.echo(f"wrote {', '.join(f'{out}/{f}' for f in files)}")
