@@ -59,6 +59,8 @@ def export(
                                           "fine-tuning; `edgekit prune` fine-tunes)."),
     plan: Optional[Path] = typer.Option(None, "--plan", help="Pruning plan from `edgekit prune`; --weights "
                                         "then names its pruned_state_dict.pt."),
+    save_recipe: Optional[Path] = typer.Option(None, "--save-recipe", help="Also write the recipe that repeats "
+                                               "this export (run it with `edgekit run`)."),
 ) -> None:
     """Export MODEL to ONNX (simplified with onnxslim), checked against torch on real images."""
     from ..api import CalibOptions, export_model
@@ -72,11 +74,28 @@ def export(
     calib = CalibOptions(c.as_path(calib_data), calib_size, seed, c.as_path(calib_cache))
 
     out = out or Path("edgekit-out") / Path(model).stem
+    ov = c.overrides(input_size, resize_size, interpolation, mean, std)
+    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
+    if save_recipe is not None:
+        from ..recipe import from_export_args
+
+        saved = from_export_args(model, out, weights, c.as_path(eval_data), num_classes, ov, dynamic_batch, opset,
+                                 precision, quant, calib, max_drop, threads, max_float_layers, plan)
+        if prune is not None:
+            from ..errors import EdgekitError
+
+            raise EdgekitError("--save-recipe with --prune: use `edgekit prune` for pruned models, or write "
+                               "the recipe's prune section by hand (see recipes/)")
     rep = export_model(model, out, weights, c.as_path(eval_data), num_classes, trust_checkpoint,
-                       c.overrides(input_size, resize_size, interpolation, mean, std), dynamic_batch, opset,
+                       ov, dynamic_batch, opset,
                        Tolerance(atol, rtol), max_images, force, int8, fp16, quant, calib, max_drop, threads,
                        max_float_layers=max_float_layers, plan=c.as_path(plan), prune_ratio=prune)
     print_table(rep)
+    if save_recipe is not None:
+        from ..recipe import save
+
+        save(saved, save_recipe)
+        typer.echo(f"wrote {save_recipe}")
     files = ["model.onnx"] + [rep[k]["file"] for k in ("int8", "fp16") if k in rep] + ["report.json", "report.md"]
     typer.echo(f"wrote {', '.join(f'{out}/{f}' for f in files)}")
     if "int8" in rep and not rep["int8"]["within_budget"]:

@@ -1,0 +1,66 @@
+"""Pruning x INT8 on this CPU: size (MB and gzip MB), MACs and onnxruntime latency.
+
+    python benchmarks/prune.py --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import emit, spread  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["squeezenet1_1", "mobilenet_v2"])
+    ap.add_argument("--ratios", nargs="+", type=float, default=[0.0, 0.3, 0.5])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=100)
+    ap.add_argument("--sweeps", type=int, default=3)
+    ap.add_argument("--json", default="prune.json")
+    args = ap.parse_args()
+
+    import numpy as np
+
+    from edgekit.api import CalibOptions, export_model
+    from edgekit.onnxinfo import count_macs, load_checked
+    from edgekit.profile import TimingOptions, compare_latency
+    from edgekit.report import environment
+
+    work = Path(tempfile.mkdtemp(prefix="edgekit-prune-"))
+    opts = TimingOptions(20, args.repeats)
+    rows = []
+    for name in args.models:
+        files = {}
+        for r in args.ratios:
+            out = work / f"{name}-{r}"
+            rep = export_model(name, out, weights="random", int8=True, prune_ratio=r or None,
+                               calib=CalibOptions(cache=str(out.with_suffix(".json"))), threads=args.threads)
+            files[(r, "fp32")] = out / "model.onnx"
+            files[(r, "int8")] = out / rep["int8"]["file"]
+        x = np.zeros([1, 3, 224, 224], np.float32)
+        sweeps = {k: [] for k in files}
+        for _ in range(args.sweeps):
+            lat = compare_latency({f"{r}-{p}": f for (r, p), f in files.items()}, x, opts, args.threads)
+            for (r, p) in files:
+                sweeps[(r, p)].append(lat[f"{r}-{p}"]["median_ms"])
+        for (r, p), f in files.items():
+            data = f.read_bytes()
+            s = spread(sweeps[(r, p)])
+            rows.append({"model": name, "ratio": r, "precision": p, "size_mb": len(data) / 1e6,
+                         "gzip_mb": len(gzip.compress(data, 9)) / 1e6, "gmacs": count_macs(load_checked(f)) / 1e9,
+                         "latency_ms": s["median"], "spread": s["spread"]})
+    emit(f"pruning x precision, onnxruntime CPU, batch 1, {args.threads} threads, median of {args.repeats} x "
+         f"{args.sweeps} sweeps", rows,
+         [("model", "model"), ("ratio", "ratio"), ("precision", "precision"), ("size_mb", "MB"),
+          ("gzip_mb", "gzip MB"), ("gmacs", "GMACs"), ("latency_ms", "ms"), ("spread", "spread")],
+         args.json, {"environment": environment(args.threads), "timing": vars(opts), "sweeps": args.sweeps})
+
+
+if __name__ == "__main__":
+    main()

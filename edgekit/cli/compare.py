@@ -1,0 +1,52 @@
+"""`edgekit compare REPORT... --plot pareto.png`: all variants side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare)
+
+
+def compare(
+    reports: list[Path] = typer.Argument(..., help="report.json files (export or profile)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the latency/accuracy chart (PNG) here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the table as JSON here."),
+) -> None:
+    """A table of every variant, and optionally the Pareto chart of latency against accuracy."""
+    from rich.table import Table
+
+    from ..check import read_report
+    from ..compare import plot as draw
+    from ..compare import variant_rows
+    from ..fsutil import atomic_write_text
+    from ..progress import stdout_console
+
+    loaded = {}
+    for p in reports:
+        label = p.parent.name if p.name == "report.json" else p.stem
+        while label in loaded:
+            label += "'"
+        loaded[label] = read_report(p)
+    rows = variant_rows(loaded)
+    if plot:
+        pareto = {r["variant"] for r in draw(rows, plot) if r["pareto"]}
+        for r in rows:
+            r["pareto"] = r["variant"] in pareto
+    t = Table(title="edgekit compare")
+    for col in ("variant", "model", "precision", "size MB", "latency ms", "top-1 %") + (("pareto",) if plot else ()):
+        t.add_column(col)
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    for r in rows:
+        t.add_row(r["variant"], str(r["model"]), str(r["precision"]), fmt(r["size_mb"]), fmt(r["latency_ms"]),
+                  fmt(r["accuracy"]), *(("yes" if r["pareto"] else "",) if plot else ()))
+    stdout_console().print(t)
+    if json_out:
+        atomic_write_text(json_out, json.dumps(rows, indent=2) + "\n")
+    if plot:
+        typer.echo(f"wrote {plot}")
