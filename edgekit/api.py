@@ -52,11 +52,12 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                  force: bool = False, int8: bool = False, fp16: bool = False, quant: QuantConfig | None = None,
                  calib: CalibOptions | None = None, max_drop: float | None = None, threads: int | None = None,
                  timing: TimingOptions | None = None, max_float_layers: int | None = None,
-                 plan: str | None = None, prune_ratio: float | None = None) -> dict:
+                 plan: str | None = None, prune_ratio: float | None = None, jetson: dict | None = None) -> dict:
     """Export ``model`` (zoo name or .onnx) to ``out/model.onnx``, verified against its source.
 
     With ``int8``, also ``out/model_int8.onnx`` (QDQ, calibrated on real images, guarded by ``max_drop``);
-    with ``fp16``, ``out/model_fp16.onnx``. Returns the report, also written to ``out/report.json`` and
+    with ``fp16``, ``out/model_fp16.onnx``. With ``jetson`` (TensorRT build options), also the bundle to copy
+    to the board in ``out/bundle``. Returns the report, also written to ``out/report.json`` and
     ``out/report.md``.
     """
     out = Path(out)
@@ -121,6 +122,8 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                                             max_float_layers)
             if fp16:
                 extra["fp16"] = _fp16_stage(tmp, onnx_path, x, meta, progress)
+            if jetson is not None:
+                extra["bundle"] = _bundle_stage(tmp, source, onnx_path, extra, x, y, jetson, threads)
             rep = report_mod.new_report(
                 "export", model=source.describe(), precision="int8" if int8 else "fp16" if fp16 else "fp32",
                 plan=pruned_plan or source.plan, exporter=exporter, opset=opset,
@@ -247,7 +250,10 @@ def _int8_stage(source, tmp: Path, fp32_path: Path, x, y, images, cfg: QuantConf
     lat = compare_latency({"fp32": fp32_path, "int8": int8_path}, x, timing, threads, progress)
     speedup = lat["fp32"]["median_ms"] / lat["int8"]["median_ms"]
     fp32_size, int8_size = fp32_path.stat().st_size, int8_path.stat().st_size
-    if speedup < 1.0:
+    if cfg.target == "tensorrt":
+        notes.append("the TensorRT-form Q/DQ graph was timed on this CPU with onnxruntime, which is not its target: "
+                     "measure the engine on the GPU (edgekit build on the board)")
+    elif speedup < 1.0:
         notes.append(f"INT8 does not pay on this CPU: {lat['int8']['median_ms']:.3f} ms vs FP32 "
                      f"{lat['fp32']['median_ms']:.3f} ms; ship FP32 for speed, or try --exclude-ops depthwise,se")
     if not result.within_budget:
@@ -294,6 +300,29 @@ def _fp16_stage(tmp: Path, fp32_path: Path, x, meta: dict, progress) -> dict:
                                 "the model overflows in half precision; keep FP32 for this model")
     return {"file": fp16_path.name, "artifact": artifact_facts(fp16_path), "agreement_with_fp32": ag,
             "size_ratio_to_fp32": fp16_path.stat().st_size / fp32_path.stat().st_size, "io_types": "float32"}
+
+
+def _bundle_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, x, y, build: dict,
+                  threads) -> dict:
+    from .backends.onnxruntime import OnnxRuntimeRunner
+    from .jetson import write_bundle
+
+    precision = "int8" if "int8" in extra else "fp16" if "fp16" in extra else None
+    if precision is None:
+        raise EdgekitError("a Jetson bundle carries an INT8 or FP16 model: add --int8 or --fp16")
+    if precision == "int8" and extra["int8"]["config"]["target"] != "tensorrt":
+        raise EdgekitError("a Jetson bundle needs TensorRT's symmetric Q/DQ: use --target jetson")
+    lowp = tmp / extra[precision]["file"]
+    xs = x[:256]
+    with OnnxRuntimeRunner(fp32_path, threads=threads) as r:
+        ref = run_batched(r, xs)
+    with OnnxRuntimeRunner(lowp, threads=threads) as r:
+        got = run_batched(r, xs)
+    labels = y[:256] if (y is not None and source.pretrained) else None
+    manifest = write_bundle(tmp / "bundle", source.name, lowp, precision, source.preprocess.to_dict(),
+                            source.categories, source.num_classes, xs, labels, ref, got, build, None,
+                            report_mod.environment(threads))
+    return {"folder": "bundle", "expected": manifest["expected"], "trtexec": manifest["trtexec"]}
 
 
 def _load(path: Path):

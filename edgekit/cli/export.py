@@ -34,8 +34,12 @@ def export(
     std: Optional[str] = c.StdOpt,
     int8: bool = typer.Option(False, "--int8", help="Also write model_int8.onnx: QDQ INT8 from real calibration images."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write model_fp16.onnx: FP16 weights and compute in the graph."),
-    target: str = typer.Option("cpu", "--target", help="INT8 form: cpu (u8 asymmetric activations) or tensorrt "
-                                                       "(s8 symmetric, Q/DQ on weighted layers and Adds)."),
+    target: str = typer.Option("cpu", "--target", help="cpu (INT8 with u8 asymmetric activations), tensorrt (s8 "
+                               "symmetric Q/DQ on weighted layers and Adds), or jetson (tensorrt + a bundle to copy "
+                               "to the board: out/bundle)."),
+    workspace_mb: int = typer.Option(1024, "--workspace-mb", help="TensorRT builder workspace (jetson bundle)."),
+    dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Build for this DLA core on the board, GPU "
+                                           "fallback allowed (jetson bundle)."),
     calib_data: Optional[Path] = typer.Option(None, "--calib-data", help="Calibration images (folder, recursive; "
                                               "labels unused) or an .npy/.npz of preprocessed tensors. Default: "
                                               "edgekit's 7 built-in photos, with a warning."),
@@ -69,6 +73,12 @@ def export(
     from ..quantize import QuantConfig
     from ..report import print_table
 
+    jetson = None
+    if target == "jetson":
+        target = "tensorrt"
+        if not fp16:
+            int8 = True
+        jetson = {"workspace_mb": workspace_mb, "dla_core": dla_core}
     quant = QuantConfig(target, calib_method, percentile, not per_tensor, c.names(exclude_ops),
                         c.names(int8_ops) or None)
     calib = CalibOptions(c.as_path(calib_data), calib_size, seed, c.as_path(calib_cache))
@@ -89,7 +99,8 @@ def export(
     rep = export_model(model, out, weights, c.as_path(eval_data), num_classes, trust_checkpoint,
                        ov, dynamic_batch, opset,
                        Tolerance(atol, rtol), max_images, force, int8, fp16, quant, calib, max_drop, threads,
-                       max_float_layers=max_float_layers, plan=c.as_path(plan), prune_ratio=prune)
+                       max_float_layers=max_float_layers, plan=c.as_path(plan), prune_ratio=prune,
+                       jetson=jetson)
     print_table(rep)
     if save_recipe is not None:
         from ..recipe import save
@@ -97,6 +108,7 @@ def export(
         save(saved, save_recipe)
         typer.echo(f"wrote {save_recipe}")
     files = ["model.onnx"] + [rep[k]["file"] for k in ("int8", "fp16") if k in rep] + ["report.json", "report.md"]
+    files += ["bundle/"] if "bundle" in rep else []
     typer.echo(f"wrote {', '.join(f'{out}/{f}' for f in files)}")
     if "int8" in rep and not rep["int8"]["within_budget"]:
         raise BudgetExceededError(f"INT8 top-1 drop {rep['int8']['drop']:.2f} exceeds --max-drop {max_drop} even "

@@ -1,0 +1,396 @@
+"""TensorRT 10.x and 11.x: engine_from_onnx (strongly typed, explicit Q/DQ INT8) and a tensor-name runner.
+
+Everything that decides (version switches, flags, cache keys, trtexec lines) is a pure function testable
+without a GPU; ``tensorrt``, ``cuda.bindings`` and ``torch.cuda`` are imported only inside the functions
+that touch the device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EdgekitError, MissingDependencyError
+from .base import Runner
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def require_tensorrt():
+    """The tensorrt module, or one line saying how to get it."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise MissingDependencyError("TensorRT is not installed: pip install 'edgekit[tensorrt]' on a machine with "
+                                     "an NVIDIA GPU (on Jetson it comes with JetPack)") from None
+    return trt
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    if not m:
+        raise EdgekitError(f"cannot read a TensorRT version from {text!r}")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    precision: str = "fp32"
+    workspace_mb: int = 1024
+    dynamic_batch: tuple[int, int, int] | None = None  # min, opt, max
+    sparsity: bool = False
+    dla_core: int | None = None
+    builder_optimization_level: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise EdgekitError(f"TensorRT precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.dynamic_batch is not None:
+            lo, opt, hi = self.dynamic_batch
+            if not 1 <= lo <= opt <= hi:
+                raise EdgekitError(f"--dynamic-batch {lo},{opt},{hi}: need 1 <= min <= opt <= max")
+            if self.dla_core is not None:
+                raise EdgekitError("DLA needs static shapes: drop --dynamic-batch or --dla-core")
+        if self.dla_core is not None and self.precision == "fp32":
+            raise EdgekitError("DLA runs FP16 or INT8 only: export with --fp16 or --int8 --target tensorrt")
+        if self.builder_optimization_level is not None and not 0 <= self.builder_optimization_level <= 5:
+            raise EdgekitError("--builder-optimization-level must lie in 0..5")
+
+
+@dataclass(frozen=True)
+class GraphFacts:
+    """What the builder needs to know of the ONNX file (from edgekit.onnxinfo)."""
+
+    precision: str  # fp32, fp16 (FP16 weights in the graph) or int8 (Q/DQ)
+    qdq_nodes: int
+    symmetric: bool  # every Q/DQ zero point is 0 and int8
+    input_name: str
+    input_shape: tuple  # with None for dynamic dims
+
+
+def build_recipe(opts: BuildOptions, version: tuple[int, int, int], graph: GraphFacts) -> dict:
+    """The TensorRT settings for ``opts`` on TensorRT ``version``: network flags, builder flags, device.
+
+    TensorRT 11 removed implicit precision (BuilderFlag.FP16/INT8, calibrators): precision comes from the
+    graph, in a strongly typed network. On 10.x, INT8 also comes only from Q/DQ (calibrators are deprecated
+    since 10.1) and FP16 from BuilderFlag.FP16 on a float32 graph, or from an FP16 graph when strongly typed.
+    """
+    major = version[0]
+    if major < 10:
+        raise EdgekitError(f"TensorRT {'.'.join(map(str, version))} is too old: edgekit needs 10.x or 11.x")
+    network_flags, builder_flags = [], []
+    if opts.precision == "int8":
+        if graph.qdq_nodes == 0:
+            raise EdgekitError("TensorRT builds INT8 only from Q/DQ nodes: export with --int8 --target tensorrt")
+        if not graph.symmetric:
+            raise EdgekitError("the Q/DQ graph has asymmetric (uint8) activations, which TensorRT rejects: export "
+                               "with --int8 --target tensorrt")
+        network_flags.append("STRONGLY_TYPED")
+    elif opts.precision == "fp16":
+        if graph.precision == "fp16":
+            network_flags.append("STRONGLY_TYPED")
+        elif major >= 11:
+            raise EdgekitError("TensorRT 11 takes FP16 from the graph only: export with --fp16 and build "
+                               "model_fp16.onnx")
+        else:
+            builder_flags.append("FP16")
+    else:
+        if graph.precision != "fp32" or graph.qdq_nodes:
+            raise EdgekitError(f"--precision fp32 asked for a {graph.precision} graph: build model.onnx, or ask "
+                               f"for {graph.precision}")
+        network_flags.append("STRONGLY_TYPED")
+    if major >= 11:
+        network_flags = []  # always strongly typed; the flag is deprecated and ignored
+    if opts.sparsity:
+        builder_flags.append("SPARSE_WEIGHTS")
+    device = "GPU"
+    if opts.dla_core is not None:
+        device = "DLA"
+        builder_flags.append("GPU_FALLBACK")
+    dynamic = any(d is None for d in graph.input_shape)
+    if dynamic and opts.dynamic_batch is None:
+        raise EdgekitError("the ONNX file has a dynamic batch: pass --dynamic-batch MIN,OPT,MAX for the engine's "
+                           "optimization profile")
+    if not dynamic and opts.dynamic_batch is not None:
+        raise EdgekitError("--dynamic-batch needs an ONNX exported with --dynamic-batch")
+    profile = None
+    if opts.dynamic_batch is not None:
+        rest = tuple(graph.input_shape[1:])
+        profile = {"input": graph.input_name, **{k: (b, *rest) for k, b in zip(("min", "opt", "max"),
+                                                                                 opts.dynamic_batch)}}
+    return {"network_flags": network_flags, "builder_flags": builder_flags, "device": device,
+            "dla_core": opts.dla_core, "workspace_bytes": opts.workspace_mb << 20, "profile": profile,
+            "builder_optimization_level": opts.builder_optimization_level}
+
+
+def cache_key(trt_version: str, gpu_name: str, compute_capability: tuple[int, int], opts: BuildOptions,
+              onnx_sha256: str) -> str:
+    """Engines are not portable across TensorRT versions or GPUs: all of these go into the key."""
+    fields = {"trt": trt_version, "gpu": gpu_name, "cc": list(compute_capability), "opts": asdict(opts),
+              "onnx": onnx_sha256}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def trtexec_command(onnx: str, engine: str, opts: BuildOptions, major: int, graph: GraphFacts) -> str:
+    """The equivalent trtexec line, with the timing flags pinned so 10.x and 11.x measure alike."""
+    recipe = build_recipe(opts, (major, 0, 0), graph)
+    parts = ["trtexec", f"--onnx={onnx}", f"--saveEngine={engine}", f"--memPoolSize=workspace:{opts.workspace_mb}M",
+             f"--timingCacheFile={engine}.timing.cache"]
+    if "STRONGLY_TYPED" in recipe["network_flags"]:
+        parts.append("--stronglyTyped")
+    if "FP16" in recipe["builder_flags"]:
+        parts.append("--fp16")
+    if opts.sparsity:
+        parts.append("--sparsity=enable")
+    if opts.dla_core is not None:
+        parts += [f"--useDLACore={opts.dla_core}", "--allowGPUFallback"]
+    if opts.builder_optimization_level is not None:
+        parts.append(f"--builderOptimizationLevel={opts.builder_optimization_level}")
+    if recipe["profile"]:
+        p = recipe["profile"]
+        shape = lambda s: "x".join(map(str, s))  # noqa: E731
+        parts += [f"--minShapes={p['input']}:{shape(p['min'])}", f"--optShapes={p['input']}:{shape(p['opt'])}",
+                  f"--maxShapes={p['input']}:{shape(p['max'])}"]
+    # 11.x defaults to no transfers + CUDA graphs + spin wait; 10.x to the opposite: say it explicitly
+    parts += ["--useSpinWait", "--iterations=500", "--warmUp=500", "--percentile=90,99"]
+    parts.append("--useCudaGraph" if major < 11 else "--noDataTransfers")
+    return " ".join(parts)
+
+
+def graph_facts(onnx_path: Path) -> GraphFacts:
+    import onnx
+    from onnx import numpy_helper
+
+    from ..onnxinfo import io_shapes, load_checked, read_meta
+
+    m = load_checked(onnx_path)
+    inits = {i.name: i for i in m.graph.initializer}
+    q = [n for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    symmetric = True
+    for n in q:
+        if len(n.input) > 2 and n.input[2] in inits:
+            z = inits[n.input[2]]
+            # int8 activations and weights; int32 for biases
+            if z.data_type not in (onnx.TensorProto.INT8, onnx.TensorProto.INT32) or numpy_helper.to_array(z).any():
+                symmetric = False
+    name, shape, _, _ = io_shapes(m)
+    precision = read_meta(m).get("precision") or ("int8" if q else "fp32")
+    return GraphFacts(precision, len(q), symmetric, name, tuple(shape))
+
+
+def _logger(trt):
+    """A TensorRT logger that keeps warnings and errors (defined here: it subclasses a TensorRT type)."""
+
+    class _Log(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.messages: list[tuple[str, str]] = []
+
+        def log(self, severity, msg):
+            if severity <= trt.ILogger.Severity.WARNING:
+                self.messages.append((str(severity), msg))
+
+    return _Log()
+
+
+def engine_from_onnx(onnx_path: str | Path, engine_path: str | Path, opts: BuildOptions,
+                     cache_dir: str | Path | None = None) -> dict:
+    """Build (or reuse from ``cache_dir``) a serialized engine; returns what was built and how."""
+    trt = require_tensorrt()
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    from ..fsutil import atomic_write_bytes, sha256_file
+
+    version = trt.__version__
+    gpu, cc = gpu_identity()
+    graph = graph_facts(onnx_path)
+    recipe = build_recipe(opts, parse_version(version), graph)
+    key = cache_key(version, gpu, cc, opts, sha256_file(onnx_path))
+    cached = Path(cache_dir) / f"{key}.engine" if cache_dir else None
+    info = {"tensorrt": version, "gpu": gpu, "compute_capability": list(cc), "key": key, "recipe": recipe,
+            "options": asdict(opts)}
+    if cached is not None and cached.exists():
+        atomic_write_bytes(engine_path, cached.read_bytes())
+        return {**info, "cache": "hit", "build_s": 0.0}
+    log = _logger(trt)
+    builder = trt.Builder(log)
+    flags = 0
+    for f in recipe["network_flags"]:
+        flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, f))
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, log)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise EdgekitError(f"TensorRT cannot parse {onnx_path}: {' | '.join(errors)[:400]}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, recipe["workspace_bytes"])
+    for f in recipe["builder_flags"]:
+        config.set_flag(getattr(trt.BuilderFlag, f))
+    if recipe["device"] == "DLA":
+        if builder.num_DLA_cores == 0:
+            raise EdgekitError(f"--dla-core {opts.dla_core}: this device has no DLA (Orin Nano has none)")
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = opts.dla_core
+    if recipe["builder_optimization_level"] is not None:
+        config.builder_optimization_level = recipe["builder_optimization_level"]
+    if recipe["profile"]:
+        p = recipe["profile"]
+        prof = builder.create_optimization_profile()
+        prof.set_shape(p["input"], p["min"], p["opt"], p["max"])
+        config.add_optimization_profile(prof)
+    timing_file = engine_path.with_suffix(".timing.cache")
+    cache = config.create_timing_cache(timing_file.read_bytes() if timing_file.exists() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    t0 = time.perf_counter()
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        errs = "; ".join(m for _, m in log.messages[-3:])
+        raise EdgekitError(f"TensorRT could not build an engine from {onnx_path.name} ({errs[:300]})")
+    build_s = time.perf_counter() - t0
+    atomic_write_bytes(engine_path, bytes(plan))
+    atomic_write_bytes(timing_file, bytes(config.get_timing_cache().serialize()))
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cached, bytes(plan))
+    fallback = dla_fallback_layers(engine_path) if recipe["device"] == "DLA" else []
+    return {**info, "cache": "miss", "build_s": build_s, "dla_gpu_fallback_layers": fallback,
+            "warnings": [m for _, m in log.messages][:20]}
+
+
+def gpu_identity() -> tuple[str, tuple[int, int]]:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(), torch.cuda.get_device_capability()
+    except ImportError:
+        pass
+    cudart = _cudart()
+    err, prop = cudart.cudaGetDeviceProperties(0)
+    _check(err, "cudaGetDeviceProperties")
+    return prop.name.decode().strip("\x00"), (prop.major, prop.minor)
+
+
+def dla_fallback_layers(engine_path: Path) -> list[str]:
+    """Layers that did not land on the DLA, from the engine inspector (fallback is otherwise silent)."""
+    trt = require_tensorrt()
+    runtime = trt.Runtime(_logger(trt))
+    engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+    inspector = engine.create_engine_inspector()
+    info = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
+    layers = info.get("Layers", [])
+    return [str(layer.get("Name", layer)) for layer in layers if isinstance(layer, dict)
+            and "DLA" not in json.dumps(layer)]
+
+
+def _cudart():
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart  # cuda-python < 12.6 layout
+        except ImportError:
+            raise MissingDependencyError("neither torch with CUDA nor cuda-python is available for TensorRT's "
+                                         "buffers: pip install 'edgekit[tensorrt]'") from None
+    return cudart
+
+
+def _check(err, what: str) -> None:
+    if int(err) != 0:
+        raise EdgekitError(f"CUDA call {what} failed with error {int(err)}")
+
+
+class TensorRTRunner(Runner):
+    """Deserialises an engine and runs it by tensor name with ``execute_async_v3``.
+
+    Buffers are torch CUDA tensors when torch sees a GPU (NVIDIA's samples do the same with ``data_ptr``),
+    otherwise cuda-python allocations with page-locked host memory.
+    """
+
+    name = "tensorrt"
+
+    def __init__(self, engine_path: str | Path, batch: int | None = None) -> None:
+        super().__init__()
+        self.engine_path, self.device, self.batch = Path(engine_path), "cuda", batch
+
+    def activate_impl(self) -> None:
+        import torch
+
+        trt = require_tensorrt()
+        if not torch.cuda.is_available():
+            raise EdgekitError("TensorRT needs an NVIDIA GPU, and torch sees none")
+        self._trt = trt
+        self.runtime = trt.Runtime(_logger(trt))
+        self.engine = self.runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+        if self.engine is None:
+            raise EdgekitError(f"{self.engine_path} was built by another TensorRT version or for another GPU: "
+                               "rebuild it here with edgekit build")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.outputs = [n for n in names if n not in self.inputs]
+        if len(self.inputs) != 1:
+            raise EdgekitError(f"edgekit runs single-input classifiers; this engine has {len(self.inputs)} inputs")
+        shape = list(self.engine.get_tensor_shape(self.inputs[0]))
+        self.input_shape = [None if d < 0 else d for d in shape]
+        self.stream = torch.cuda.Stream()
+        self._buffers: dict = {}
+
+    def _bind(self, batch: int) -> None:
+        import torch
+
+        if self._buffers.get("batch") == batch:
+            return
+        trt = self._trt
+        shape = [batch, *[int(d) for d in self.input_shape[1:]]]
+        self.context.set_input_shape(self.inputs[0], shape)
+        dtype = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int8: torch.int8}
+        self._buffers = {"batch": batch}
+        for n in self.inputs + self.outputs:
+            shp = tuple(self.context.get_tensor_shape(n))
+            t = torch.empty(shp, dtype=dtype[self.engine.get_tensor_dtype(n)], device="cuda")
+            self._buffers[n] = t
+            self.context.set_tensor_address(n, t.data_ptr())
+        self._host_out = torch.empty(self._buffers[self.outputs[0]].shape, dtype=torch.float32).pin_memory()
+
+    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+        """End to end: page-locked host -> device, execute, device -> host."""
+        import torch
+
+        self._bind(len(x))
+        src = torch.from_numpy(x).pin_memory()
+        with torch.cuda.stream(self.stream):
+            self._buffers[self.inputs[0]].copy_(src, non_blocking=True)
+            self.context.execute_async_v3(self.stream.cuda_stream)
+            self._host_out.copy_(self._buffers[self.outputs[0]].float(), non_blocking=True)
+        self.stream.synchronize()
+        return self._host_out.numpy().copy()
+
+    def compute_ms(self, batch: int, repeats: int = 100, warmup: int = 20) -> list[float]:
+        """GPU compute time per call with CUDA events, inputs already on the device (no copies)."""
+        import torch
+
+        self._bind(batch)
+        times = []
+        for i in range(warmup + repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record(self.stream)
+            self.context.execute_async_v3(self.stream.cuda_stream)
+            end.record(self.stream)
+            end.synchronize()
+            if i >= warmup:
+                times.append(start.elapsed_time(end))
+        return times
+
+    def deactivate_impl(self) -> None:
+        self._buffers, self.context, self.engine, self.runtime = {}, None, None, None
+
+    def describe(self) -> dict:
+        gpu, cc = gpu_identity()
+        return {"backend": self.name, "device": "cuda", "gpu": gpu, "compute_capability": list(cc),
+                "tensorrt": self._trt.__version__ if hasattr(self, "_trt") else None, "threads": None}

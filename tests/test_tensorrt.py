@@ -1,0 +1,213 @@
+"""TensorRT 10/11 decisions as pure functions, the Jetson bundle, and the GPU paths (run where a GPU is)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.backends.tensorrt import (BuildOptions, GraphFacts, build_recipe, cache_key, parse_version,
+                                       trtexec_command)
+from edgekit.errors import EdgekitError, MissingDependencyError
+from helpers import DIGITS_FLAGS
+
+QDQ = GraphFacts("int8", 120, True, "input", (1, 3, 224, 224))
+ASYM = GraphFacts("int8", 120, False, "input", (1, 3, 224, 224))
+FP32 = GraphFacts("fp32", 0, True, "input", (1, 3, 224, 224))
+FP16 = GraphFacts("fp16", 0, True, "input", (1, 3, 224, 224))
+DYN = GraphFacts("fp32", 0, True, "input", (None, 3, 224, 224))
+
+
+def test_version_switches():
+    assert parse_version("10.3.0.30") == (10, 3, 0) and parse_version("11.4") == (11, 4, 0)
+    r10 = build_recipe(BuildOptions("int8"), (10, 3, 0), QDQ)
+    assert r10["network_flags"] == ["STRONGLY_TYPED"] and r10["builder_flags"] == []  # no INT8 flag, no calibrator
+    r11 = build_recipe(BuildOptions("int8"), (11, 4, 1), QDQ)
+    assert r11["network_flags"] == [] and r11["builder_flags"] == []  # strongly typed always; flag removed
+    assert build_recipe(BuildOptions("fp16"), (10, 3, 0), FP32)["builder_flags"] == ["FP16"]
+    assert build_recipe(BuildOptions("fp16"), (10, 16, 0), FP16)["network_flags"] == ["STRONGLY_TYPED"]
+    assert build_recipe(BuildOptions("fp16"), (11, 0, 0), FP16) ["builder_flags"] == []
+    with pytest.raises(EdgekitError, match="TensorRT 11 takes FP16 from the graph only: export with --fp16"):
+        build_recipe(BuildOptions("fp16"), (11, 4, 0), FP32)
+    with pytest.raises(EdgekitError, match="too old"):
+        build_recipe(BuildOptions("int8"), (8, 6, 1), QDQ)
+
+
+def test_int8_needs_symmetric_qdq():
+    with pytest.raises(EdgekitError, match="INT8 only from Q/DQ nodes: export with --int8 --target tensorrt"):
+        build_recipe(BuildOptions("int8"), (10, 3, 0), FP32)
+    with pytest.raises(EdgekitError, match="asymmetric"):
+        build_recipe(BuildOptions("int8"), (10, 3, 0), ASYM)
+    with pytest.raises(EdgekitError, match="fp32 asked for a int8 graph"):
+        build_recipe(BuildOptions("fp32"), (10, 3, 0), QDQ)
+
+
+def test_flags_dla_sparsity_profiles():
+    r = build_recipe(BuildOptions("int8", sparsity=True, dla_core=0, workspace_mb=512,
+                                  builder_optimization_level=5), (10, 3, 0), QDQ)
+    assert r["builder_flags"] == ["SPARSE_WEIGHTS", "GPU_FALLBACK"] and r["device"] == "DLA"
+    assert r["workspace_bytes"] == 512 << 20 and r["builder_optimization_level"] == 5
+    p = build_recipe(BuildOptions("fp32", dynamic_batch=(1, 8, 32)), (11, 4, 0), DYN)["profile"]
+    assert p == {"input": "input", "min": (1, 3, 224, 224), "opt": (8, 3, 224, 224), "max": (32, 3, 224, 224)}
+    with pytest.raises(EdgekitError, match="dynamic batch: pass --dynamic-batch"):
+        build_recipe(BuildOptions("fp32"), (10, 3, 0), DYN)
+    with pytest.raises(EdgekitError, match="needs an ONNX exported with --dynamic-batch"):
+        build_recipe(BuildOptions("fp32", dynamic_batch=(1, 1, 4)), (10, 3, 0), FP32)
+    with pytest.raises(EdgekitError, match="DLA needs static shapes"):
+        BuildOptions("int8", dynamic_batch=(1, 2, 4), dla_core=0)
+    with pytest.raises(EdgekitError, match="DLA runs FP16 or INT8 only"):
+        BuildOptions("fp32", dla_core=1)
+    with pytest.raises(EdgekitError, match="1 <= min <= opt <= max"):
+        BuildOptions("fp32", dynamic_batch=(4, 2, 8))
+
+
+def test_cache_key_covers_every_mismatch():
+    base = ("10.3.0", "Orin", (8, 7), BuildOptions("int8"), "a" * 64)
+    key = cache_key(*base)
+    assert key == cache_key(*base) and len(key) == 64
+    variants = [("10.3.1",) + base[1:], base[:1] + ("RTX 4090",) + base[2:], base[:2] + ((8, 9),) + base[3:],
+                base[:3] + (BuildOptions("int8", sparsity=True),) + base[4:], base[:4] + ("b" * 64,)]
+    assert len({cache_key(*v) for v in variants} | {key}) == 6
+
+
+def test_trtexec_lines_pin_the_timing_flags():
+    line10 = trtexec_command("m.onnx", "m.engine", BuildOptions("fp16"), 10, FP32)
+    assert "--fp16" in line10 and "--useCudaGraph" in line10 and "--int8" not in line10
+    line11 = trtexec_command("m.onnx", "m.engine", BuildOptions("int8", dla_core=0), 11, QDQ)
+    assert "--fp16" not in line11 and "--int8" not in line11 and "--stronglyTyped" not in line11
+    assert "--useDLACore=0 --allowGPUFallback" in line11 and "--noDataTransfers" in line11
+    dyn = trtexec_command("m.onnx", "m.engine", BuildOptions("fp32", dynamic_batch=(1, 4, 8)), 10, DYN)
+    assert "--minShapes=input:1x3x224x224" in dyn and "--maxShapes=input:8x3x224x224" in dyn
+
+
+def test_graph_facts_tell_cpu_and_tensorrt_int8_apart(tmp_path):
+    from edgekit.backends.tensorrt import graph_facts
+    from edgekit.quantize import QuantConfig, quantize_with_guard
+    from test_int8 import _Calib, _tiny_model
+
+    _tiny_model(tmp_path / "t.onnx")
+    x = np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)
+    for target, symmetric in (("cpu", False), ("tensorrt", True)):
+        quantize_with_guard(tmp_path / "t.onnx", tmp_path / f"{target}.onnx", QuantConfig(target=target),
+                            _Calib(x), tmp_path / f"{target}.json", "k")
+        facts = graph_facts(tmp_path / f"{target}.onnx")
+        assert facts.symmetric is symmetric and facts.qdq_nodes > 0 and facts.input_shape == (1, 3, 8, 8)
+    assert graph_facts(tmp_path / "t.onnx").qdq_nodes == 0
+
+
+def test_missing_tensorrt_says_how_to_get_it(tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    from edgekit.backends.tensorrt import engine_from_onnx
+
+    with pytest.raises(MissingDependencyError, match=r"pip install 'edgekit\[tensorrt\]'.*NVIDIA GPU"):
+        engine_from_onnx(tmp_path / "m.onnx", tmp_path / "m.engine", BuildOptions())
+
+
+# --- the Jetson bundle -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bundle(digits, digits_model, tmp_path_factory):
+    import sys
+
+    from edgekit.cli import main
+
+    out = tmp_path_factory.mktemp("jetson") / "out"
+    argv = ["edgekit", "export", "mobilenet_v2", "--weights", str(digits_model[0]), "--eval-data", str(digits[1]),
+            "--target", "jetson", "--calib-data", str(digits[0]), "--calib-size", "128", "--out", str(out),
+            "--calib-cache", str(out.parent / "c.json"), *DIGITS_FLAGS]
+    old, sys.argv = sys.argv, argv
+    try:
+        main()
+    finally:
+        sys.argv = old
+    return out / "bundle"
+
+
+def test_bundle_manifest_and_onnx_agree_on_the_host(bundle):
+    """What the board will check, checked here with onnxruntime: the manifest's preprocessing, the samples,
+    and the expected agreement."""
+    import onnxruntime as ort
+
+    from edgekit.jetson import read_manifest, validate_manifest
+    from edgekit.stats import agreement
+
+    doc = read_manifest(bundle)
+    assert validate_manifest(doc) == [] and doc["precision"] == "int8" and doc["build"]["precision"] == "int8"
+    assert doc["num_classes"] == 10 and doc["preprocess"]["crop_size"] == 32
+    s = np.load(bundle / "samples.npz")
+    assert s["x"].shape == (256, 3, 32, 32) and s["labels"].shape == (256,)
+    sess = ort.InferenceSession(str(bundle / doc["onnx"]))
+    logits = np.concatenate([sess.run(None, {doc["input_name"]: s["x"][i:i + 1]})[0] for i in range(len(s["x"]))])
+    got = agreement(logits, s["fp32_logits"])["top1_agreement"]
+    assert got >= doc["expected"]["agreement"] - doc["tolerance"]["agreement_points"]
+    assert doc["expected"]["top1"] >= 90.0
+    assert "--stronglyTyped" in (bundle / "trtexec.sh").read_text()
+
+
+def test_bundle_tampering_and_bad_manifests(bundle, tmp_path):
+    import shutil
+
+    from edgekit.jetson import judge, read_manifest, validate_manifest
+
+    copy = tmp_path / "b"
+    shutil.copytree(bundle, copy)
+    with open(copy / "model_int8.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(EdgekitError, match="model_int8.onnx is missing or changed"):
+        read_manifest(copy)
+    doc = json.loads((bundle / "manifest.json").read_text())
+    assert "missing expected" in validate_manifest({k: v for k, v in doc.items() if k != "expected"})
+    assert any("precision" in p for p in validate_manifest({**doc, "precision": "fp32"}))
+    assert validate_manifest([]) == ["the manifest is not a JSON object"]
+    assert judge(doc, {"agreement": doc["expected"]["agreement"], "top1": doc["expected"]["top1"]}) == []
+    bad = judge(doc, {"agreement": doc["expected"]["agreement"] - 5, "top1": doc["expected"]["top1"] - 3})
+    assert len(bad) == 2 and "agreement" in bad[0]
+
+
+def test_build_without_tensorrt_is_one_clear_line(bundle, cli, tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    code, _, err = cli("build", bundle, "--out", tmp_path / "b")
+    assert code == 2 and "pip install 'edgekit[tensorrt]'" in err and not (tmp_path / "b").exists()
+
+
+# --- GPU paths: run for real wherever a GPU is --------------------------------------------------------------
+
+def _cuda():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="no CUDA GPU on this machine (CI has none); run on the device machine")
+def test_torch_cuda_fp16_channels_last_agrees_with_cpu(digits_model, digits, digits_pre):
+    from edgekit.backends.torch import TorchRunner
+    from edgekit.data import load_array, scan
+    from edgekit.stats import agreement
+
+    x, _ = load_array(scan(digits[1], num_classes=10).subset(range(64)), digits_pre)
+    with TorchRunner(digits_model[1]) as cpu:
+        ref = cpu.infer(x)
+    with TorchRunner(digits_model[1], device="cuda", fp16=True, channels_last=True) as gpu:
+        got = gpu.infer(x)
+    assert agreement(got, ref)["top1_agreement"] >= 98.0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="no CUDA GPU on this machine (CI has none)")
+def test_tensorrt_engine_builds_and_agrees(bundle, tmp_path):
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install 'edgekit[tensorrt]')")
+    from edgekit.jetson import build_bundle
+
+    rep = build_bundle(bundle, tmp_path / "b", repeats=50)
+    assert rep["failures"] == [] and rep["gpu_compute"]["batch1"]["median_ms"] > 0
