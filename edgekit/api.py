@@ -176,8 +176,8 @@ def _calibration_set(source: ModelSource, opts: CalibOptions, notes: list[str]):
         raise EdgekitError(f"--calib-size {opts.size}: need at least 1 image")
     if opts.data is None:
         cal = calibration.from_folder(builtin_photos(), source.preprocess, opts.size, opts.seed, kind="builtin")
-        notes.append(f"calibrated on edgekit's {len(cal.x)} built-in photos, a small fallback: pass --calib-data "
-                     "with a few hundred images of your own domain")
+        cal.warnings.insert(0, f"calibrated on edgekit's {len(cal.x)} built-in photos, a small fallback: pass "
+                               "--calib-data with a few hundred images of your own domain")
     elif str(opts.data).endswith((".npy", ".npz")):
         cal = calibration.from_tensors(opts.data, source.input_shape, opts.size, opts.seed)
     else:
