@@ -11,7 +11,8 @@ _HINTS = {
     "tensorrt": "pip install 'edgekit[tensorrt]' (needs an NVIDIA GPU and driver)",
     "cuda.bindings": "pip install 'edgekit[tensorrt]' (cuda-python; needs an NVIDIA GPU and driver)",
     "pycuda": "pip install pycuda (needs an NVIDIA GPU and the CUDA toolkit)",
-    "openvino": "pip install openvino",
+    "openvino": "pip install 'edgekit[openvino]'",
+    "nncf": "pip install 'edgekit[openvino]'",
     "torch_pruning": "pip install torch-pruning",
 }
 

@@ -103,6 +103,15 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
         lf, li = q["latency"]["fp32"]["median_ms"], q["latency"]["int8"]["median_ms"]
         rows.append(("int8 vs fp32 latency", f"{li:.3f} ms vs {lf:.3f} ms: {q['speedup_vs_fp32']:.2f}x"
                                              + ("" if q["speedup_vs_fp32"] >= 1 else "  (INT8 slower here)")))
+    o = rep.get("optimize")
+    if o:
+        for cnd in o["candidates"]:
+            rows.append((f"candidate {cnd['name']}", f"{cnd['latency_ms']:.3f} ms, {cnd['size_bytes'] / 1e6:.3f} MB, "
+                                                     f"{cnd['metric']:.2f}% (drop {cnd['drop']:.2f})"))
+        ch = o["choice"]
+        rows.append(("chosen", f"{ch['name']} on {ch['backend']} -> {ch['file']} (fastest within drop {o['max_drop']})"
+                     if o["objective"] == "latency" else f"{ch['name']} -> {ch['file']} (smallest within drop "
+                     f"{o['max_drop']})"))
     h = rep.get("fp16")
     if h:
         rows.append(("fp16 file", f"{h['file']}  {h['artifact']['size_mb']:.3f} MB ({h['size_ratio_to_fp32']:.2f}x"

@@ -27,6 +27,7 @@ BACKENDS: dict[str, BackendSpec] = {
     "onnxruntime": BackendSpec("onnxruntime", (".onnx",), ("cpu", "cuda", "tensorrt"), ("fp32", "fp16", "int8")),
     "torch": BackendSpec("torch", (".pt", ".pth"), ("cpu", "cuda"), ("fp32", "fp16")),
     "tensorrt": BackendSpec("tensorrt", (".engine", ".plan"), ("cuda",), ("fp32", "fp16", "int8"), "tensorrt"),
+    "openvino": BackendSpec("openvino", (".onnx", ".xml"), ("cpu",), ("fp32", "int8"), "openvino"),
 }
 
 

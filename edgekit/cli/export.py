@@ -63,6 +63,9 @@ def export(
                                           "fine-tuning; `edgekit prune` fine-tunes)."),
     plan: Optional[Path] = typer.Option(None, "--plan", help="Pruning plan from `edgekit prune`; --weights "
                                         "then names its pruned_state_dict.pt."),
+    optimize: Optional[str] = typer.Option(None, "--optimize", help="latency or size: try FP32/INT8 variants on "
+                                           "onnxruntime (and OpenVINO when installed), measure each here, keep the "
+                                           "best within --max-drop (default 1.0) as model_best.onnx."),
     save_recipe: Optional[Path] = typer.Option(None, "--save-recipe", help="Also write the recipe that repeats "
                                                "this export (run it with `edgekit run`)."),
 ) -> None:
@@ -100,7 +103,7 @@ def export(
                        ov, dynamic_batch, opset,
                        Tolerance(atol, rtol), max_images, force, int8, fp16, quant, calib, max_drop, threads,
                        max_float_layers=max_float_layers, plan=c.as_path(plan), prune_ratio=prune,
-                       jetson=jetson)
+                       jetson=jetson, optimize=optimize)
     print_table(rep)
     if save_recipe is not None:
         from ..recipe import save
@@ -109,6 +112,7 @@ def export(
         typer.echo(f"wrote {save_recipe}")
     files = ["model.onnx"] + [rep[k]["file"] for k in ("int8", "fp16") if k in rep] + ["report.json", "report.md"]
     files += ["bundle/"] if "bundle" in rep else []
+    files += [rep["optimize"]["choice"]["file"]] if "optimize" in rep else []
     typer.echo(f"wrote {', '.join(f'{out}/{f}' for f in files)}")
     if "int8" in rep and not rep["int8"]["within_budget"]:
         raise BudgetExceededError(f"INT8 top-1 drop {rep['int8']['drop']:.2f} exceeds --max-drop {max_drop} even "

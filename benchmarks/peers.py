@@ -1,0 +1,263 @@
+"""edgekit against the tools a user would otherwise glue together, on this CPU, in one run.
+
+Peers: PyTorch eager FP32, onnxruntime FP32, onnxruntime INT8 with its quantizer's defaults, OpenVINO FP32,
+OpenVINO INT8 through NNCF, PyTorch INT8 (pt2e, x86 Inductor quantizer), and edgekit's `--optimize latency`
+choice. Same real calibration photos for everyone, same thread count, batch 1 and 8, each engine alone in
+turn, the sweep repeated. Also the compute floor: the model's MACs over this machine's measured peak
+int8 and fp32 GEMM rates.
+
+    python benchmarks/peers.py --threads 2 --repeats 100 --sweeps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import emit, spread  # noqa: E402
+
+MODELS = ["squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x1_0", "efficientnet_b0"]
+
+
+def gemm_peaks(threads: int) -> dict:
+    """Peak MAC/s of fp32 (torch.mm) and int8 (onnxruntime MatMulInteger, VNNI kernels) GEMMs here."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper
+
+    torch.set_num_threads(threads)
+    n = 1024
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    t = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        a @ b
+        t.append(time.perf_counter() - t0)
+    fp32 = n ** 3 / float(np.median(t))
+    m, k, nn = 256, 2048, 2048
+    g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "g",
+                          [helper.make_tensor_value_info("a", TensorProto.UINT8, [m, k]),
+                           helper.make_tensor_value_info("b", TensorProto.INT8, [k, nn])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT32, [m, nn])])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+                                .SerializeToString(), so)
+    feed = {"a": np.random.randint(0, 255, (m, k), dtype=np.uint8),
+            "b": np.random.randint(-127, 127, (k, nn), dtype=np.int8)}
+    for _ in range(3):
+        sess.run(None, feed)
+    t = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        t.append(time.perf_counter() - t0)
+    del onnx
+    return {"fp32_macs_per_s": fp32, "int8_macs_per_s": m * k * nn / float(np.median(t))}
+
+
+class _Timed:
+    """Any callable(x) -> logits, timed the same way as edgekit's runners."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def infer(self, x):
+        return self.fn(x)
+
+
+def time_fn(fn, x, warmup, repeats) -> dict:
+    from edgekit.stats import latency_stats
+
+    for _ in range(warmup):
+        fn(x)
+    s = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(x)
+        s.append((time.perf_counter() - t0) * 1e3)
+    return latency_stats(s, len(x))
+
+
+def engines(name, work, calib, threads, skip_pt2e):
+    """name -> factory returning (callable, closer). Built lazily so that each runs alone."""
+    import shutil
+
+    from edgekit.api import CalibOptions, export_model
+    from edgekit.source import open_model
+
+    fp32 = work / name / "model.onnx"
+    export_model(name, work / name, weights="random", dynamic_batch=True, force=True)
+    src = open_model(name, "random")
+    calib_npy = work / f"{name}-calib.npy"
+    np.save(calib_npy, calib)
+    out = {}
+
+    def torch_fp32():
+        import torch
+
+        torch.set_num_threads(threads)
+        m = src.torch_model.eval()
+        return lambda x: m(torch.from_numpy(x)).detach().numpy(), None
+
+    def ort(path):
+        def make():
+            from edgekit.backends.onnxruntime import OnnxRuntimeRunner
+
+            r = OnnxRuntimeRunner(path, threads=threads).activate()
+            return r.infer, r.deactivate
+        return make
+
+    def ov(path):
+        def make():
+            from edgekit.backends.openvino import OpenVINORunner
+
+            r = OpenVINORunner(path, threads).activate()
+            return r.infer, r.deactivate
+        return make
+
+    out["pytorch-fp32"] = torch_fp32
+    out["ort-fp32"] = ort(fp32)
+    from onnxruntime.quantization import quantize_static
+
+    from edgekit.calibration import ArrayReader
+
+    ort_default = work / name / "ort_default_int8.onnx"
+    quantize_static(str(fp32), str(ort_default), ArrayReader(calib, "input"))  # the quantizer's defaults
+    out["ort-int8-default"] = ort(ort_default)
+    try:
+        from edgekit.backends.openvino import int8_with_nncf
+
+        ov_int8 = int8_with_nncf(fp32, work / name / "nncf_int8.xml", calib)
+        out["openvino-fp32"] = ov(fp32)
+        out["openvino-int8-nncf"] = ov(ov_int8)
+    except Exception as exc:  # OpenVINO/NNCF absent: the row says so
+        out["openvino"] = f"skipped: {exc}"
+    if not skip_pt2e:
+        out["pytorch-int8-pt2e"] = lambda: _pt2e(src.torch_model, calib, threads)
+    opt = work / f"{name}-edgekit"
+    shutil.rmtree(opt, ignore_errors=True)
+    rep = export_model(name, opt, weights="random", dynamic_batch=True, optimize="latency", threads=threads,
+                       calib=CalibOptions(str(calib_npy), cache=str(work / f"{name}-cal.json")), max_drop=1.0)
+    ch = rep["optimize"]["choice"]
+    out[f"edgekit ({ch['name']})"] = (ov if ch["backend"] == "openvino" else ort)(opt / ch["file"])
+    return out, src
+
+
+def _pt2e(model, calib, threads):
+    import torch
+    # pt2e moved from torch.ao to torchao (pip install torchao)
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+
+    torch.set_num_threads(threads)
+    ex = (torch.from_numpy(calib[:1]),)
+    gm = torch.export.export(model.eval(), ex, dynamic_shapes=({0: torch.export.Dim("b", min=1, max=64)},)).module()
+    q = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
+    prepared = prepare_pt2e(gm, q)
+    for i in range(len(calib)):
+        prepared(torch.from_numpy(calib[i:i + 1]))
+    converted = convert_pt2e(prepared)
+    compiled = torch.compile(converted)
+    with torch.no_grad():
+        compiled(torch.from_numpy(calib[:1]))
+    return (lambda x: compiled(torch.from_numpy(x)).detach().numpy()), None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--sweeps", type=int, default=3)
+    ap.add_argument("--skip-pt2e", action="store_true", help="leave out PyTorch INT8 (compiles with Inductor)")
+    ap.add_argument("--json", default="peers.json")
+    args = ap.parse_args()
+
+    import torch
+
+    from edgekit.data import builtin_photos, load_array, scan
+    from edgekit.onnxinfo import count_macs, load_checked
+    from edgekit.report import environment
+    from edgekit.stats import agreement
+
+    torch.set_grad_enabled(False)
+    peaks = gemm_peaks(args.threads)
+    work = Path(tempfile.mkdtemp(prefix="edgekit-peers-"))
+    rows = []
+    for name in args.models:
+        from edgekit.zoo import get_card
+
+        pre = get_card(name).preprocess
+        x_all, _ = load_array(scan(builtin_photos()), pre)
+        factories, src = engines(name, work, x_all, args.threads, args.skip_pt2e)
+        macs = count_macs(load_checked(work / name / "model.onnx"))
+        results: dict = {}
+        ref = None
+        for sweep in range(args.sweeps):
+            for eng, make in factories.items():
+                if isinstance(make, str):
+                    results.setdefault(eng, {"error": make})
+                    continue
+                if "error" in results.get(eng, {}):
+                    continue
+                try:
+                    fn, close = make()
+                except Exception as exc:
+                    results[eng] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}"}
+                    continue
+                r = results.setdefault(eng, {"b1": [], "b8": [], "p90": []})
+                s1 = time_fn(fn, x_all[:1], args.warmup, args.repeats)
+                x8 = np.ascontiguousarray(np.resize(x_all, (8, *x_all.shape[1:])))
+                s8 = time_fn(fn, x8, max(3, args.warmup // 4), max(10, args.repeats // 4))
+                r["b1"].append(s1["median_ms"])
+                r["p90"].append(s1["p90_ms"])
+                r["b8"].append(s8["median_ms"])
+                if sweep == 0:
+                    logits = np.concatenate([fn(x_all[i:i + 1]) for i in range(len(x_all))])
+                    if eng == "ort-fp32":
+                        ref = logits
+                    r["logits"] = logits
+                if close:
+                    close()
+                del fn
+                gc.collect()
+        for eng, r in results.items():
+            row = {"model": name, "engine": eng}
+            if "error" in r:
+                row["error"] = r["error"]
+            else:
+                b1, b8 = spread(r["b1"]), spread(r["b8"])
+                row.update(b1_ms=b1["median"], p90_ms=float(np.median(r["p90"])), b8_ms=b8["median"],
+                           b1_spread=b1["spread"], agree=agreement(r["logits"], ref)["top1_agreement"],
+                           cos=agreement(r["logits"], ref)["mean_cosine"])
+            rows.append(row)
+        ok = [r for r in rows if r["model"] == name and "b1_ms" in r]
+        mine = next(r for r in ok if r["engine"].startswith("edgekit"))
+        best_peer = min((r for r in ok if not r["engine"].startswith("edgekit")), key=lambda r: r["b1_ms"])
+        rows.append({"model": name, "engine": "= edgekit / best peer", "b1_ms": mine["b1_ms"] / best_peer["b1_ms"],
+                     "best_peer": best_peer["engine"], "floor_int8_ms": macs / peaks["int8_macs_per_s"] * 1e3,
+                     "floor_fp32_ms": macs / peaks["fp32_macs_per_s"] * 1e3,
+                     "edgekit_over_int8_floor": mine["b1_ms"] / (macs / peaks["int8_macs_per_s"] * 1e3)})
+    emit(f"peers, batch 1 (and 8), {args.threads} threads, median of {args.repeats} runs x {args.sweeps} sweeps",
+         rows, [("model", "model"), ("engine", "engine"), ("b1_ms", "b1 ms / ratio"), ("p90_ms", "b1 p90"),
+                ("b8_ms", "b8 ms"), ("b1_spread", "spread"), ("agree", "agree %"), ("cos", "cos"),
+                ("best_peer", "best peer"), ("floor_int8_ms", "int8 floor ms"), ("error", "error")],
+         args.json, {"environment": environment(args.threads), "gemm_peaks": peaks, "sweeps": args.sweeps,
+                     "repeats": args.repeats})
+
+
+if __name__ == "__main__":
+    main()
