@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+
+def parser(doc: str, models: list[str], json_default: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes; a script adds its own."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=models)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--sweeps", type=int, default=3)
+    ap.add_argument("--json", default=json_default)
+    return ap
 
 
 def spread(values: list[float]) -> dict:

@@ -8,29 +8,21 @@ values; agreement is measured on edgekit's built-in real photos. Each session ru
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emit, spread  # noqa: E402
+from _common import emit, parser, spread  # noqa: E402
 
 MODELS = ["squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x1_0", "efficientnet_b0"]
 EXCLUDE = ("depthwise", "se", "hardswish", "silu")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=MODELS)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=100)
-    ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--sweeps", type=int, default=3)
-    ap.add_argument("--json", default="int8.json")
+    ap = parser(__doc__, MODELS, "int8.json")
     args = ap.parse_args()
 
-    import numpy as np
 
     from edgekit.api import CalibOptions, export_model
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner

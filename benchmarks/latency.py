@@ -8,7 +8,6 @@ medians is reported with its spread. Random weights: latency does not depend on 
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 import tempfile
@@ -17,19 +16,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emit, spread  # noqa: E402
+from _common import emit, parser, spread  # noqa: E402
 
 MODELS = ["squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x1_0", "efficientnet_b0"]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=MODELS)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=200)
-    ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--sweeps", type=int, default=3)
-    ap.add_argument("--json", default="latency.json")
+    ap = parser(__doc__, MODELS, "latency.json")
     args = ap.parse_args()
 
     from edgekit.api import export_model

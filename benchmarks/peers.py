@@ -11,7 +11,6 @@ int8 and fp32 GEMM rates.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emit, spread  # noqa: E402
+from _common import emit, parser, spread  # noqa: E402
 
 MODELS = ["squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x1_0", "efficientnet_b0"]
 
@@ -156,10 +155,13 @@ def engines(name, work, calib, threads, skip_pt2e):
 
 def _pt2e(model, calib, threads):
     import torch
+
     # pt2e moved from torch.ao to torchao (pip install torchao)
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
 
     torch.set_num_threads(threads)
     ex = (torch.from_numpy(calib[:1]),)
@@ -176,14 +178,8 @@ def _pt2e(model, calib, threads):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=MODELS)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=100)
-    ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--sweeps", type=int, default=3)
+    ap = parser(__doc__, MODELS, "peers.json")
     ap.add_argument("--skip-pt2e", action="store_true", help="leave out PyTorch INT8 (compiles with Inductor)")
-    ap.add_argument("--json", default="peers.json")
     args = ap.parse_args()
 
     import torch

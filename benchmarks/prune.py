@@ -5,24 +5,18 @@
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emit, spread  # noqa: E402
+from _common import emit, parser, spread  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["squeezenet1_1", "mobilenet_v2"])
+    ap = parser(__doc__, ["squeezenet1_1", "mobilenet_v2"], "prune.json")
     ap.add_argument("--ratios", nargs="+", type=float, default=[0.0, 0.3, 0.5])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=100)
-    ap.add_argument("--sweeps", type=int, default=3)
-    ap.add_argument("--json", default="prune.json")
     args = ap.parse_args()
 
     import numpy as np

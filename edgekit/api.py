@@ -17,8 +17,8 @@ from .errors import EdgekitError
 from .export import Tolerance, onnx_from_torch, reference_logits, run_batched, simplify, verify
 from .fsutil import check_out_dir, staged_dir
 from .profile import TimingOptions, artifact_facts, compare_latency, evaluate, measure
-from .quantize import QuantConfig
 from .progress import console, make_progress
+from .quantize import QuantConfig
 from .source import ModelSource, PreprocessOverrides, is_onnx, open_model, open_onnx
 from .stats import accuracy
 
@@ -476,7 +476,8 @@ def profile_model(model: str, out: str | os.PathLike | None = None, backend: str
         raise EdgekitError(f"the {backend} backend runs .onnx files, not {model!r}: run `edgekit export "
                            f"{model}` first, or pass --backend torch")
     if backend == "torch" and is_onnx(model):
-        raise EdgekitError(f"the torch backend runs zoo models, not {model}: pass a model name, or --backend onnxruntime")
+        raise EdgekitError(f"the torch backend runs zoo models, not {model}: pass a model name, or "
+                           "--backend onnxruntime")
     if backend == "tensorrt":
         from ._optional import require
 

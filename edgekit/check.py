@@ -54,7 +54,8 @@ def read_report(path: str | Path) -> dict:
     except ValueError as exc:
         raise EdgekitError(f"{path} is not valid JSON ({exc}): pass a report.json written by edgekit") from None
     if not isinstance(rep, dict) or "command" not in rep or "schema" not in rep:
-        raise EdgekitError(f"{path} is not an edgekit report (no schema/command): pass a report.json written by edgekit")
+        raise EdgekitError(f"{path} is not an edgekit report (no schema/command): pass a report.json written "
+                           "by edgekit")
     return rep
 
 
@@ -126,7 +127,8 @@ def gate(current: dict, budget: Budget | None = None, baseline: dict | None = No
             rows.append(_growth("size MB", current["size_mb"], baseline["size_mb"], r.max_size_growth))
         if r.max_latency_growth is not None:
             if current["device"] != baseline["device"] and not allow_device_mismatch:
-                raise EdgekitError(f"latency was measured on another machine or setting (baseline {baseline['device']}, "
+                raise EdgekitError(f"latency was measured on another machine or setting (baseline "
+                                   f"{baseline['device']}, "
                                    f"now {current['device']}): compare on the same device, or pass "
                                    "--allow-device-mismatch knowingly")
             rows.append(_growth("latency ms", current["latency_ms"], baseline["latency_ms"], r.max_latency_growth))

@@ -38,7 +38,8 @@ class PruneConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.ratio < 1.0:
-            raise EdgekitError(f"--ratio {self.ratio} must lie strictly between 0 and 1 (the share of channels removed)")
+            raise EdgekitError(f"--ratio {self.ratio} must lie strictly between 0 and 1 (the share of channels "
+                               "removed)")
         if self.importance not in IMPORTANCES:
             raise EdgekitError(f"unknown importance {self.importance!r}: choose one of {', '.join(IMPORTANCES)}")
         if self.round_to is not None and self.round_to < 1:
@@ -162,7 +163,8 @@ def read_plan(path: str | Path) -> dict:
     try:
         plan = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise EdgekitError(f"{path} is not a readable pruning plan ({exc}): pass the plan.json edgekit prune wrote") from None
+        raise EdgekitError(f"{path} is not a readable pruning plan ({exc}): pass the plan.json edgekit prune "
+                           "wrote") from None
     if not isinstance(plan, dict) or plan.get("edgekit_prune_plan") != PLAN_VERSION:
         raise EdgekitError(f"{path} is not an edgekit pruning plan: pass the plan.json edgekit prune wrote")
     return plan

@@ -12,7 +12,7 @@ import numpy as np
 from . import report as report_mod
 from .data import load_array, scan
 from .errors import EdgekitError
-from .export import Tolerance, onnx_from_torch, run_batched, simplify, verify, write_onnx_with_meta
+from .export import Tolerance, onnx_from_torch, simplify, verify, write_onnx_with_meta
 from .finetune import FinetuneConfig, finetune
 from .fsutil import atomic_write_bytes, check_out_dir, staged_dir, write_json
 from .profile import TimingOptions, artifact_facts, compare_latency
@@ -79,8 +79,8 @@ def prune_model(model: str, out: str | os.PathLike, weights: str = "imagenet", c
         ref = _torch_logits(teacher, xe) if xe is not None else None
 
         def record(stage: str, m) -> None:
-            import torch_pruning as tp
             import torch
+            import torch_pruning as tp
 
             macs, params = tp.utils.count_ops_and_params(m, torch.zeros(*shape))
             entry = {"params": int(params), "macs": int(macs),

@@ -349,6 +349,7 @@ def quantize_with_guard(fp32_path: Path, out_path: Path, cfg: QuantConfig, calib
 def fp16_from_onnx(fp32_path: Path, out_path: Path, keep_io_types: bool = True) -> None:
     """FP16 weights and compute in the graph (what TensorRT 11 needs), float32 inputs/outputs by default."""
     import onnx
+
     # onnxruntime ships the converter of onnxconverter-common; no extra dependency for the same code
     from onnxruntime.transformers.float16 import convert_float_to_float16
 

@@ -88,7 +88,8 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
     q = rep.get("int8")
     if q:
         cal = q["calibration"]
-        rows.append(("int8 file", f"{q['file']}  {q['artifact']['size_mb']:.3f} MB ({q['size_ratio_to_fp32']:.2f}x FP32),"
+        rows.append(("int8 file", f"{q['file']}  {q['artifact']['size_mb']:.3f} MB "
+                                  f"({q['size_ratio_to_fp32']:.2f}x FP32),"
                                   f" {q['qdq_nodes']} Q/DQ nodes, target {q['config']['target']}"))
         rows.append(("calibration", f"{q['config']['method']} on {cal['size']} {cal['kind']} from {cal['source']}"
                                     f" (cache {'hit' if q['cache'].get('hit') else 'written'})"))
@@ -156,7 +157,6 @@ def to_markdown(rep: dict) -> str:
 
 
 def print_table(rep: dict, console=None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from .progress import stdout_console

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 
 def _error_line(err):
     lines = [ln for ln in err.splitlines() if ln.strip()]

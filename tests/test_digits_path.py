@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from helpers import DIGITS_FLAGS
 
 

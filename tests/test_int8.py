@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from helpers import DIGITS_FLAGS
 from PIL import Image
 
 from edgekit.calibration import cache_key, from_folder
 from edgekit.errors import EdgekitError
 from edgekit.quantize import QuantConfig, excluded_nodes, extra_options, quantize_with_guard
-from helpers import DIGITS_FLAGS
 
 
 def _ops(path):

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from helpers import DIGITS_FLAGS
 
 from edgekit.errors import BudgetExceededError, EdgekitError
 from edgekit.optimize import Candidate, Measured, candidates, choose
-from helpers import DIGITS_FLAGS
 
 
 def _m(name, ms, size, drop):

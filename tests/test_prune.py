@@ -8,12 +8,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from helpers import DIGITS_FLAGS
 
 from edgekit.errors import EdgekitError
 from edgekit.onnxinfo import count_macs, count_params
 from edgekit.prune import PruneConfig, prune, rebuild, satisfies_24, sparsify
 from edgekit.zoo import get_card
-from helpers import DIGITS_FLAGS
 
 FAMILIES = ["squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "mnasnet1_0"]
 SHAPE = [1, 3, 96, 96]

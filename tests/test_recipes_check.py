@@ -9,10 +9,10 @@ import struct
 from pathlib import Path
 
 import pytest
+from helpers import DIGITS_FLAGS
 
 from edgekit import recipe as rc
 from edgekit.errors import EdgekitError
-from helpers import DIGITS_FLAGS
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 
@@ -42,7 +42,8 @@ def test_shipped_recipe_validates_and_dry_runs(path):
 
 
 @pytest.mark.parametrize("text,match", [
-    ("model: mobilenet_v2\nquantize:\n  precison: int8\n", r"r\.yaml:3: quantize\.precison: unknown key \(did you mean precision\?\)"),
+    ("model: mobilenet_v2\nquantize:\n  precison: int8\n",
+     r"r\.yaml:3: quantize\.precison: unknown key \(did you mean precision\?\)"),
     ("model: mobilenet_v2\nexport:\n  opset: eighteen\n", r"r\.yaml:3: export\.opset: expected int, got 'eighteen'"),
     ("model: mobilenet_v2\nbudgets:\n  max_size_mb: -1\n", r"r\.yaml:3: budgets: max_size_mb must not be negative"),
     ("model: mobilenet_v2\nquantize:\n  precision: int4\n", r"r\.yaml:3: quantize: precision must be one of"),
@@ -116,8 +117,10 @@ def _variant(tmp_path, rep, name, **changes):
 
 def test_check_budgets(profiled, cli, tmp_path, monkeypatch):
     path, rep = profiled
-    size, lat, acc = rep["artifact"]["size_mb"], rep["latency"]["batch1"]["median_ms"], rep["accuracy"]["onnxruntime"]["top1"]
-    (tmp_path / "ok.yaml").write_text(f"max_size_mb: {size * 1.1}\nmax_latency_ms: {lat * 2}\nmin_accuracy: {acc - 1}\n")
+    size, lat = rep["artifact"]["size_mb"], rep["latency"]["batch1"]["median_ms"]
+    acc = rep["accuracy"]["onnxruntime"]["top1"]
+    (tmp_path / "ok.yaml").write_text(f"max_size_mb: {size * 1.1}\nmax_latency_ms: {lat * 2}\n"
+                                      f"min_accuracy: {acc - 1}\n")
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     code, out, err = cli("check", path, "--budget", tmp_path / "ok.yaml", "--junit", tmp_path / "j.xml")

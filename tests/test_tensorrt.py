@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-from edgekit.backends.tensorrt import (BuildOptions, GraphFacts, build_recipe, cache_key, parse_version,
-                                       trtexec_command)
-from edgekit.errors import EdgekitError, MissingDependencyError
 from helpers import DIGITS_FLAGS
+
+from edgekit.backends.tensorrt import BuildOptions, GraphFacts, build_recipe, cache_key, parse_version, trtexec_command
+from edgekit.errors import EdgekitError, MissingDependencyError
 
 QDQ = GraphFacts("int8", 120, True, "input", (1, 3, 224, 224))
 ASYM = GraphFacts("int8", 120, False, "input", (1, 3, 224, 224))
@@ -83,9 +81,10 @@ def test_trtexec_lines_pin_the_timing_flags():
 
 
 def test_graph_facts_tell_cpu_and_tensorrt_int8_apart(tmp_path):
+    from test_int8 import _Calib, _tiny_model
+
     from edgekit.backends.tensorrt import graph_facts
     from edgekit.quantize import QuantConfig, quantize_with_guard
-    from test_int8 import _Calib, _tiny_model
 
     _tiny_model(tmp_path / "t.onnx")
     x = np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)

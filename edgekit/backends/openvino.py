@@ -22,7 +22,8 @@ def compiled_from_onnx(path: str | Path, device: str = "CPU", threads: int | Non
     try:
         return core.compile_model(str(path), device, config)
     except Exception as exc:
-        raise EdgekitError(f"OpenVINO cannot compile {path} ({first_line(exc)}): check the file or use onnxruntime") from None
+        raise EdgekitError(f"OpenVINO cannot compile {path} ({first_line(exc)}): check the file or use "
+                           "onnxruntime") from None
 
 
 class OpenVINORunner(Runner):

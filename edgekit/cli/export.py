@@ -32,8 +32,10 @@ def export(
     interpolation: Optional[str] = c.InterpOpt,
     mean: Optional[str] = c.MeanOpt,
     std: Optional[str] = c.StdOpt,
-    int8: bool = typer.Option(False, "--int8", help="Also write model_int8.onnx: QDQ INT8 from real calibration images."),
-    fp16: bool = typer.Option(False, "--fp16", help="Also write model_fp16.onnx: FP16 weights and compute in the graph."),
+    int8: bool = typer.Option(False, "--int8", help="Also write model_int8.onnx: QDQ INT8 from real calibration "
+                              "images."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write model_fp16.onnx: FP16 weights and compute in the "
+                              "graph."),
     target: str = typer.Option("cpu", "--target", help="cpu (INT8 with u8 asymmetric activations), tensorrt (s8 "
                                "symmetric Q/DQ on weighted layers and Adds), or jetson (tensorrt + a bundle to copy "
                                "to the board: out/bundle)."),
@@ -55,7 +57,8 @@ def export(
                                                    "layers may return to float under --max-drop."),
     exclude_ops: Optional[str] = typer.Option(None, "--exclude-ops", help="Keep in float (comma-separated): "
                                               "depthwise, se, hardswish, silu, or ONNX op types."),
-    int8_ops: Optional[str] = typer.Option(None, "--int8-ops", help="Quantize only these ONNX op types, e.g. Conv,Gemm."),
+    int8_ops: Optional[str] = typer.Option(None, "--int8-ops", help="Quantize only these ONNX op types, e.g. "
+                                           "Conv,Gemm."),
     per_tensor: bool = typer.Option(False, "--per-tensor", help="Per-tensor weight scales (only for "
                                     "accelerators that need them; ruins depthwise nets)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads for the FP32 vs INT8 timing."),

@@ -47,8 +47,8 @@ def prune(
     """Prune MODEL's channels (Torch-Pruning), optionally fine-tune by distillation, export and compare."""
     from ..errors import EdgekitError
     from ..finetune import FinetuneConfig
-    from ..pruning_job import prune_model
     from ..prune import PruneConfig
+    from ..pruning_job import prune_model
     from ..report import print_table
 
     layer_ratios = []

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import DIGITS_FLAGS
 
 EDGEKIT = str(Path(sys.executable).parent / "edgekit")
