@@ -479,9 +479,12 @@ def profile_model(model: str, out: str | os.PathLike | None = None, backend: str
         raise EdgekitError(f"the torch backend runs zoo models, not {model}: pass a model name, or "
                            "--backend onnxruntime")
     if backend == "tensorrt":
-        from ._optional import require
+        from .backends.tensorrt import require_tensorrt
 
-        require("tensorrt", "TensorRT engines")
+        require_tensorrt()
+        if not is_onnx(model):
+            raise EdgekitError(f"the tensorrt backend builds its engine from an ONNX file, not {model!r}: run "
+                               f"`edgekit export {model}` first")
     source = open_model(model, weights, num_classes, trust_checkpoint, overrides)
     notes = list(source.notes)
     images = _images(source, eval_data, max_images, notes)
@@ -492,6 +495,11 @@ def profile_model(model: str, out: str | os.PathLike | None = None, backend: str
         runner = _runner(source, backend, device, threads)
         try:
             measured = measure(runner, np.ascontiguousarray(x[:max(1, timing.batch)]), timing, progress)
+            if backend == "tensorrt":  # GPU compute time (CUDA events, no copies) beside end-to-end time
+                from .stats import latency_stats
+
+                measured["gpu_compute"] = {"batch1": latency_stats(runner.compute_ms(1, timing.repeats,
+                                                                                     timing.warmup))}
             ref_logits = None
             if ref_src is not None:
                 ref_logits = reference_logits(ref_src, x)
@@ -537,6 +545,15 @@ def _runner(source: ModelSource, backend: str, device: str, threads: int | None)
         from .backends.openvino import OpenVINORunner
 
         return OpenVINORunner(source.onnx_path, threads)
+    if backend == "tensorrt":
+        from .backends.tensorrt import BuildOptions, TensorRTRunner, engine_from_onnx, graph_facts
+
+        facts = graph_facts(source.onnx_path)
+        opts = BuildOptions(precision="int8" if facts.qdq_nodes else facts.precision,
+                            dynamic_batch=(1, 8, 32) if facts.input_shape[0] is None else None)
+        engine = source.onnx_path.with_suffix(".engine")
+        engine_from_onnx(source.onnx_path, engine, opts, cache_dir=Path.home() / ".cache" / "edgekit" / "engines")
+        return TensorRTRunner(engine)
     raise EdgekitError(f"profiling on {backend} is not available from this command yet")
 
 

@@ -119,6 +119,7 @@ def finetune(student, teacher, x_train: np.ndarray, y_train: np.ndarray | None, 
                 prog.update(task, advance=1, description=f"fine-tuning epoch {epoch + 1}/{cfg.epochs} "
                                                           f"loss {float(loss.detach()):.3f}")
             score = _score(student, teacher, held_out, device)
+            prog.update(task, description=f"fine-tuning epoch {epoch + 1}/{cfg.epochs} held-out {score:.2f}%")
             history.append({"epoch": epoch + 1, "loss": total / max(1, len(order)), "held_out": score})
             if score > best["score"]:
                 best = {"epoch": epoch + 1, "score": score, "state": copy.deepcopy(student.state_dict())}
