@@ -7,6 +7,9 @@ turn, the sweep repeated. Also the compute floor: the model's MACs over this mac
 int8 and fp32 GEMM rates.
 
     python benchmarks/peers.py --threads 2 --repeats 100 --sweeps 3
+
+Needs edgekit[openvino] for the OpenVINO rows and `pip install torchao` for PyTorch's pt2e INT8 row (a
+missing peer is reported in its row, not skipped silently).
 """
 
 from __future__ import annotations
@@ -164,7 +167,7 @@ def _pt2e(model, calib, threads):
     )
 
     torch.set_num_threads(threads)
-    ex = (torch.from_numpy(calib[:1]),)
+    ex = (torch.from_numpy(np.ascontiguousarray(calib[:2])),)  # batch 2: a batch-1 example pins the dim to 1
     gm = torch.export.export(model.eval(), ex, dynamic_shapes=({0: torch.export.Dim("b", min=1, max=64)},)).module()
     q = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
     prepared = prepare_pt2e(gm, q)
