@@ -303,4 +303,31 @@ def from_export_args(model: str, out, weights: str, eval_data, num_classes, over
                   backend=BackendSpec(threads=threads))
 
 
+def from_prune_args(model: str, out, weights: str, cfg, sparsity, finetune_data, ft, eval_data, num_classes,
+                    overrides, threads) -> Recipe:
+    """The recipe that repeats an `edgekit prune` call (its artifacts land in OUT/prune)."""
+    if cfg is not None and cfg.layer_ratios:
+        raise EdgekitError("--save-recipe with --layer-ratio: recipes take one global ratio")
+    o = overrides
+    pre = PreprocessSpec(o.input_size, o.resize_size, o.interpolation, list(o.mean) if o.mean else None,
+                         list(o.std) if o.std else None)
+    prune = PruneSpec(cfg.ratio if cfg else None, cfg.importance if cfg else "l1", cfg.round_to if cfg else 8,
+                      cfg.global_pruning if cfg else False, sparsity)
+    fin = None if finetune_data is None else FinetuneSpec(str(finetune_data), ft.epochs, ft.lr, ft.optimizer,
+                                                          ft.batch_size)
+    return Recipe(model=model, weights=weights, num_classes=num_classes, out=str(out), eval_data=eval_data,
+                  preprocess=pre, prune=prune, finetune=fin, backend=BackendSpec(threads=threads))
+
+
+def from_profile_args(model: str, out, backend: str, device: str, threads, eval_data, timing, weights: str,
+                      num_classes, overrides) -> Recipe:
+    """The recipe that repeats an `edgekit profile` call (export of the same model, then the same profile)."""
+    o = overrides
+    pre = PreprocessSpec(o.input_size, o.resize_size, o.interpolation, list(o.mean) if o.mean else None,
+                         list(o.std) if o.std else None)
+    return Recipe(model=model, weights=weights, num_classes=num_classes, out=str(out) if out else None,
+                  eval_data=eval_data, preprocess=pre, backend=BackendSpec(backend, device, threads),
+                  profile=ProfileSpec(eval_data, timing.batch, timing.warmup, timing.repeats))
+
+
 __all__ = ["Recipe", "load", "dump", "save", "run", "dry_run", "steps", "replace"]

@@ -84,6 +84,41 @@ def test_save_recipe_then_run_gives_the_same_artifact(digits, digits_model, cli,
     assert rc.load(tmp_path / "second" / "recipe.yaml") == saved
 
 
+def test_prune_save_recipe_reproduces_the_pruned_model(digits_model, cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("prune", "mobilenet_v2", "--weights", digits_model[0], "--ratio", "0.3", "--sparsity", "2:4",
+                       "--out", "first", "--save-recipe", "p.yaml", *DIGITS_FLAGS)
+    assert code == 0, err
+    saved = rc.load("p.yaml")
+    assert saved.prune.ratio == 0.3 and saved.prune.sparsity == "2:4" and saved.finetune is None
+    code, _, err = cli("run", "p.yaml", "--out", "second")
+    assert code == 0, err
+    for f in ("model.onnx", "plan.json", "pruned_state_dict.pt"):
+        if f == "plan.json":  # the plan also records where the base weights came from; compare the cut
+            a, b = (json.loads((tmp_path / d / f).read_text()) for d in ("first", "second/prune"))
+            assert a["layers"] == b["layers"] and a["pruned_weights_sha256"] == b["pruned_weights_sha256"]
+            continue
+        a = hashlib.sha256((tmp_path / "first" / f).read_bytes()).hexdigest()
+        assert a == hashlib.sha256((tmp_path / "second" / "prune" / f).read_bytes()).hexdigest(), f
+
+
+def test_profile_save_recipe(profiled, cli, tmp_path, monkeypatch):
+    path, rep = profiled
+    onnx_file = path.parent.parent / "m" / "model.onnx"
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("profile", onnx_file, "--threads", "1", "--repeats", "5", "--warmup", "1", "--out", "p1",
+                       "--save-recipe", "prof.yaml")
+    assert code == 0, err
+    saved = rc.load("prof.yaml")
+    assert saved.profile.repeats == 5 and saved.backend.threads == 1 and saved.model == str(onnx_file)
+    code, _, err = cli("run", "prof.yaml", "--out", "again")
+    assert code == 0, err
+    again = json.loads((tmp_path / "again" / "profile" / "report.json").read_text())
+    first = json.loads((tmp_path / "p1" / "report.json").read_text())
+    assert again["artifact"]["params"] == first["artifact"]["params"] and again["latency"]["batch1"]["n"] == 5
+    assert again["backend"]["threads"] == first["backend"]["threads"] == 1
+
+
 # --- the CI gate ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

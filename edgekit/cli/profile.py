@@ -36,15 +36,31 @@ def profile(
     interpolation: Optional[str] = c.InterpOpt,
     mean: Optional[str] = c.MeanOpt,
     std: Optional[str] = c.StdOpt,
+    save_recipe: Optional[Path] = typer.Option(None, "--save-recipe", help="Also write the recipe that repeats "
+                                               "this profile (`edgekit run`: export, then the same profile)."),
 ) -> None:
     """Profile MODEL: size, params, MACs, latency (median/p90/p99), peak memory, accuracy or agreement."""
     from ..api import profile_model
     from ..profile import TimingOptions
     from ..report import print_table
 
+    timing = TimingOptions(warmup, repeats, batch)
+    ov = c.overrides(input_size, resize_size, interpolation, mean, std)
+    if save_recipe is not None:
+        from ..errors import EdgekitError
+        from ..recipe import from_profile_args
+
+        if reference is not None or max_images is not None:
+            raise EdgekitError("--save-recipe with --reference or --max-images: recipes profile the whole "
+                               "--eval-data without a reference")
+        saved = from_profile_args(model, None, backend, device, threads, c.as_path(eval_data), timing, weights,
+                                  num_classes, ov)
     rep = profile_model(model, c.as_path(out), backend, device, threads, c.as_path(eval_data),
-                        c.as_path(reference), TimingOptions(warmup, repeats, batch), weights, num_classes,
-                        trust_checkpoint, c.overrides(input_size, resize_size, interpolation, mean, std),
-                        max_images, force)
+                        c.as_path(reference), timing, weights, num_classes, trust_checkpoint, ov, max_images, force)
     print_table(rep)
+    if save_recipe is not None:
+        from ..recipe import save
+
+        save(saved, save_recipe)
+        typer.echo(f"wrote {save_recipe}")
     typer.echo(f"wrote {rep['out']}/report.json, {rep['out']}/report.md")

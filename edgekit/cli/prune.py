@@ -43,6 +43,8 @@ def prune(
     interpolation: Optional[str] = c.InterpOpt,
     mean: Optional[str] = c.MeanOpt,
     std: Optional[str] = c.StdOpt,
+    save_recipe: Optional[Path] = typer.Option(None, "--save-recipe", help="Also write the recipe that repeats "
+                                               "this run (`edgekit run` puts its artifacts in OUT/prune)."),
 ) -> None:
     """Prune MODEL's channels (Torch-Pruning), optionally fine-tune by distillation, export and compare."""
     from ..errors import EdgekitError
@@ -60,8 +62,19 @@ def prune(
             raise EdgekitError(f"--layer-ratio {item}: use NAME=RATIO, e.g. features.3.conv.0.0=0.5") from None
     cfg = None if ratio is None else PruneConfig(ratio, importance, round_to, global_pruning, tuple(layer_ratios))
     out = out or Path("edgekit-out") / f"{model}-pruned"
-    rep = prune_model(model, out, weights, cfg, sparsity, c.as_path(finetune_data),
-                      FinetuneConfig(epochs, optimizer, lr, batch_size=batch_size), c.as_path(eval_data), num_classes,
-                      trust_checkpoint, c.overrides(input_size, resize_size, interpolation, mean, std), threads, force)
+    ft = FinetuneConfig(epochs, optimizer, lr, batch_size=batch_size)
+    ov = c.overrides(input_size, resize_size, interpolation, mean, std)
+    if save_recipe is not None:
+        from ..recipe import from_prune_args
+
+        saved = from_prune_args(model, out, weights, cfg, sparsity, c.as_path(finetune_data), ft,
+                                c.as_path(eval_data), num_classes, ov, threads)
+    rep = prune_model(model, out, weights, cfg, sparsity, c.as_path(finetune_data), ft, c.as_path(eval_data),
+                      num_classes, trust_checkpoint, ov, threads, force)
     print_table(rep)
+    if save_recipe is not None:
+        from ..recipe import save
+
+        save(saved, save_recipe)
+        typer.echo(f"wrote {save_recipe}")
     typer.echo(f"wrote {out}/plan.json, {out}/pruned_state_dict.pt, {out}/model.onnx, {out}/report.json")
