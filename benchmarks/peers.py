@@ -1,10 +1,12 @@
 """edgekit against the tools a user would otherwise glue together, on this CPU, in one run.
 
-Peers: PyTorch eager FP32, onnxruntime FP32, onnxruntime INT8 with its quantizer's defaults, OpenVINO FP32,
-OpenVINO INT8 through NNCF, PyTorch INT8 (pt2e, x86 Inductor quantizer), and edgekit's `--optimize latency`
-choice. Same real calibration photos for everyone, same thread count, batch 1 and 8, each engine alone in
-turn, the sweep repeated. Also the compute floor: the model's MACs over this machine's measured peak
-int8 and fp32 GEMM rates.
+Every model has random weights with BatchNorm statistics re-estimated on the photos (pretrained weights
+cannot be downloaded here). OpenVINO rows compile each batch size as a static shape (edgekit's OpenVINO
+runner does so for everyone). Peers: PyTorch eager FP32, onnxruntime FP32, onnxruntime INT8 with its
+quantizer's defaults, OpenVINO FP32, OpenVINO INT8 through NNCF, PyTorch INT8 (pt2e, x86 Inductor quantizer),
+and edgekit's `--optimize latency` choice. Same real calibration photos for everyone, same thread count,
+batch 1 and 8, each engine alone in turn, the sweep repeated. Also the compute floor: the model's MACs over
+this machine's measured peak int8 and fp32 GEMM rates.
 
     python benchmarks/peers.py --threads 2 --repeats 100 --sweeps 3
 
@@ -91,6 +93,31 @@ def time_fn(fn, x, warmup, repeats) -> dict:
     return latency_stats(s, len(x))
 
 
+def bn_calibrated_weights(name: str, x: np.ndarray, path: Path) -> Path:
+    """Random weights with BatchNorm statistics re-estimated on the real photos (and their mirror images).
+
+    Raw random init gives near-constant logits, so top-1 agreement between artifacts measured noise (NNCF's
+    INT8 "agreed" 0%); with re-estimated statistics activations have a trained network's scale. Pretrained
+    weights cannot be downloaded on the benchmark machine.
+    """
+    import torch
+
+    from edgekit.source import open_model
+
+    model = open_model(name, "random").torch_model
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.reset_running_stats()
+            mod.momentum = None  # a cumulative average over all batches
+    model.train()
+    with torch.no_grad():
+        xs = torch.from_numpy(x)
+        for batch in (xs, xs.flip(-1)):
+            model(batch)
+    torch.save(model.eval().state_dict(), path)
+    return path
+
+
 def engines(name, work, calib, threads, skip_pt2e):
     """name -> factory returning (callable, closer). Built lazily so that each runs alone."""
     import shutil
@@ -99,8 +126,9 @@ def engines(name, work, calib, threads, skip_pt2e):
     from edgekit.source import open_model
 
     fp32 = work / name / "model.onnx"
-    export_model(name, work / name, weights="random", dynamic_batch=True, force=True)
-    src = open_model(name, "random")
+    weights = str(bn_calibrated_weights(name, calib, work / f"{name}-weights.pt"))
+    export_model(name, work / name, weights=weights, dynamic_batch=True, force=True)
+    src = open_model(name, weights)
     calib_npy = work / f"{name}-calib.npy"
     np.save(calib_npy, calib)
     out = {}
@@ -112,19 +140,19 @@ def engines(name, work, calib, threads, skip_pt2e):
         m = src.torch_model.eval()
         return lambda x: m(torch.from_numpy(x)).detach().numpy(), None
 
-    def ort(path):
+    def ort(path, options=None):
         def make():
             from edgekit.backends.onnxruntime import OnnxRuntimeRunner
 
-            r = OnnxRuntimeRunner(path, threads=threads).activate()
+            r = OnnxRuntimeRunner.tuned(path, threads, options or {}).activate()
             return r.infer, r.deactivate
         return make
 
-    def ov(path):
+    def ov(path, options=None):
         def make():
             from edgekit.backends.openvino import OpenVINORunner
 
-            r = OpenVINORunner(path, threads).activate()
+            r = OpenVINORunner(path, threads, options=options).activate()
             return r.infer, r.deactivate
         return make
 
@@ -149,10 +177,10 @@ def engines(name, work, calib, threads, skip_pt2e):
         out["pytorch-int8-pt2e"] = lambda: _pt2e(src.torch_model, calib, threads)
     opt = work / f"{name}-edgekit"
     shutil.rmtree(opt, ignore_errors=True)
-    rep = export_model(name, opt, weights="random", dynamic_batch=True, optimize="latency", threads=threads,
+    rep = export_model(name, opt, weights=weights, dynamic_batch=True, optimize="latency", threads=threads,
                        calib=CalibOptions(str(calib_npy), cache=str(work / f"{name}-cal.json")), max_drop=1.0)
     ch = rep["optimize"]["choice"]
-    out[f"edgekit ({ch['name']})"] = (ov if ch["backend"] == "openvino" else ort)(opt / ch["file"])
+    out[f"edgekit ({ch['name']})"] = (ov if ch["backend"] == "openvino" else ort)(opt / ch["file"], dict(ch["runtime"]))
     return out, src
 
 

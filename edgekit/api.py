@@ -126,9 +126,12 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
             if fp16:
                 extra["fp16"] = _fp16_stage(tmp, onnx_path, x, meta, progress)
             if optimize is not None:
-                extra["optimize"] = _optimize_stage(source, tmp, onnx_path, x, y, optimize, quant or QuantConfig(),
-                                                    calib or CalibOptions(), max_drop, threads,
-                                                    timing or TimingOptions(warmup=10, repeats=50), notes, progress)
+                from .optimize_job import optimize_artifact
+
+                extra["optimize"] = optimize_artifact(source, tmp, onnx_path, x, y, optimize, quant or QuantConfig(),
+                                                      calib or CalibOptions(), max_drop, threads,
+                                                      timing or TimingOptions(warmup=10, repeats=50), notes,
+                                                      progress, _calibration_set)
             if jetson is not None:
                 extra["bundle"] = _bundle_stage(tmp, source, onnx_path, extra, x, y, jetson, threads)
             rep = report_mod.new_report(
@@ -309,122 +312,6 @@ def _fp16_stage(tmp: Path, fp32_path: Path, x, meta: dict, progress) -> dict:
             "size_ratio_to_fp32": fp16_path.stat().st_size / fp32_path.stat().st_size, "io_types": "float32"}
 
 
-def _optimize_stage(source, tmp: Path, fp32_path: Path, x, y, objective: str, base_cfg: QuantConfig,
-                    copts: CalibOptions, max_drop, threads, timing: TimingOptions, notes: list[str], progress) -> dict:
-    """Measure every candidate on this machine and keep the fastest (or smallest) within the budget."""
-    import dataclasses
-    import importlib.util
-    import shutil
-
-    from . import calibration
-    from .fsutil import sha256_file
-    from .optimize import Measured, candidates, choose
-    from .quantize import quantize_with_guard
-    from .stats import agreement
-
-    if base_cfg.target != "cpu":
-        raise EdgekitError("--optimize measures on this CPU: drop --target")
-    max_drop = 1.0 if max_drop is None else max_drop
-    backends = ["onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
-    if len(backends) == 1:
-        notes.append("OpenVINO is not installed, so only onnxruntime candidates were tried "
-                     "(pip install 'edgekit[openvino]')")
-    cal = _calibration_set(source, copts, notes)
-    labelled = y is not None and source.pretrained
-    judge_x = x
-    if not labelled and cal.held_out is not None and len(cal.held_out):
-        judge_x, _ = load_array(cal.held_out.subset(range(min(len(cal.held_out), 500))), source.preprocess,
-                                progress, "reading held-out images")
-    runners = {"onnxruntime": _ort_runner, "openvino": _ov_runner}
-    with runners["onnxruntime"](fp32_path, threads) as r:
-        ref = run_batched(r, judge_x)
-    baseline = accuracy(ref, y)["top1"] if labelled else 100.0
-    key = calibration.cache_key(sha256_file(fp32_path), source.preprocess, {**base_cfg.method_fields(),
-                                "target": "cpu"}, cal)
-    cache_file = Path(copts.cache) if copts.cache else calibration.DEFAULT_CACHE_DIR / f"{source.name}-{key[:16]}.json"
-    files: dict[tuple, Path] = {}
-    measured, built = [], []
-    import gc
-
-    from .profile import time_runner
-
-    for cand in candidates(source.family, backends, nncf="openvino" in backends and
-                           importlib.util.find_spec("nncf") is not None):
-        qkey = (cand.exclude, cand.int8_ops, cand.symmetric_activations, cand.nncf)
-        if cand.precision == "fp32":
-            path = fp32_path
-        elif cand.nncf:
-            from .backends.openvino import int8_with_nncf
-
-            (tmp / "candidates").mkdir(exist_ok=True)
-            path = int8_with_nncf(fp32_path, tmp / "candidates" / "nncf_int8.xml", cal.x)
-        elif qkey in files:
-            path = files[qkey]
-        else:
-            path = tmp / "candidates" / f"{cand.name.split('-', 1)[1]}.onnx"
-            path.parent.mkdir(exist_ok=True)
-            extra = (("ActivationSymmetric", True),) if cand.symmetric_activations else ()
-            cfg = dataclasses.replace(base_cfg, exclude=base_cfg.exclude + cand.exclude, extra=base_cfg.extra + extra)
-            ckey = key if not cand.symmetric_activations else key + "-s8"
-            quantize_with_guard(fp32_path, path, cfg, cal, cache_file.with_name(cache_file.stem + ("-s8" if
-                                cand.symmetric_activations else "") + ".json"), ckey)
-            files[qkey] = path
-        built.append((cand, path))
-    # identical files on one backend are one candidate (e.g. no depthwise convs to exclude)
-    seen, unique = {}, []
-    for cand, path in built:
-        digest = (cand.backend, sha256_file(path))
-        if digest in seen:
-            notes.append(f"{cand.name} is the same artifact as {seen[digest]}: measured once")
-            continue
-        seen[digest] = cand.name
-        unique.append((cand, path))
-    # three sweeps, each candidate alone in turn; the median of the sweeps' medians decides
-    medians: dict[str, list] = {c.name: [] for c, _ in unique}
-    metrics_: dict[str, float] = {}
-    for sweep in range(3):
-        for cand, path in unique:
-            with runners[cand.backend](path, threads) as r:
-                if sweep == 0:
-                    logits = run_batched(r, judge_x)
-                    metrics_[cand.name] = (accuracy(logits, y)["top1"] if labelled
-                                           else agreement(logits, ref)["top1_agreement"])
-                lat = time_runner(r, x[:1], timing, progress, desc=f"timing {cand.name}")
-            medians[cand.name].append(lat["median_ms"])
-            gc.collect()
-    import statistics
-
-    for cand, path in unique:
-        size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0)
-        m = metrics_[cand.name]
-        measured.append(Measured(cand, statistics.median(medians[cand.name]), size, m, baseline - m,
-                                 str(path.relative_to(tmp)), {"sweeps_ms": medians[cand.name]}))
-    best = choose(measured, max_drop, objective)
-    src_file = tmp / best.file
-    chosen = tmp / f"model_best{src_file.suffix}"
-    shutil.copyfile(src_file, chosen)
-    if src_file.suffix == ".xml":  # an OpenVINO IR: the weights travel beside it
-        shutil.copyfile(src_file.with_suffix(".bin"), chosen.with_suffix(".bin"))
-    fastest_fp32_ort = next(m for m in measured if m.candidate.name == "onnxruntime-fp32")
-    notes.append(f"--optimize {objective}: chose {best.candidate.name} ({best.latency_ms:.3f} ms, drop "
-                 f"{best.drop:.2f}); onnxruntime FP32 ran {fastest_fp32_ort.latency_ms:.3f} ms")
-    return {"objective": objective, "max_drop": max_drop, "judged_by": "top-1" if labelled else "agreement with FP32",
-            "baseline": baseline, "choice": {**best.to_dict(), "file": chosen.name, "source_file": best.file},
-            "candidates": [m.to_dict() for m in measured], "threads": threads}
-
-
-def _ort_runner(path, threads):
-    from .backends.onnxruntime import OnnxRuntimeRunner
-
-    return OnnxRuntimeRunner(path, threads=threads)
-
-
-def _ov_runner(path, threads):
-    from .backends.openvino import OpenVINORunner
-
-    return OpenVINORunner(path, threads)
-
-
 def _bundle_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, x, y, build: dict,
                   threads) -> dict:
     from .backends.onnxruntime import OnnxRuntimeRunner
@@ -533,9 +420,14 @@ def profile_model(model: str, out: str | os.PathLike | None = None, backend: str
 
 
 def _runner(source: ModelSource, backend: str, device: str, threads: int | None):
+    from .optimize_job import read_runtime
+
     if backend == "onnxruntime":
         from .backends.onnxruntime import OnnxRuntimeRunner
 
+        tuned = read_runtime(source.onnx_path, backend)
+        if tuned and device == "cpu":
+            return OnnxRuntimeRunner.tuned(source.onnx_path, threads, tuned)
         return OnnxRuntimeRunner(source.onnx_path, device, threads)
     if backend == "torch":
         from .backends.torch import TorchRunner
@@ -544,7 +436,7 @@ def _runner(source: ModelSource, backend: str, device: str, threads: int | None)
     if backend == "openvino":
         from .backends.openvino import OpenVINORunner
 
-        return OpenVINORunner(source.onnx_path, threads)
+        return OpenVINORunner(source.onnx_path, threads, options=read_runtime(source.onnx_path, backend))
     if backend == "tensorrt":
         from .backends.tensorrt import BuildOptions, TensorRTRunner, engine_from_onnx, graph_facts
 

@@ -1,13 +1,17 @@
-"""Choosing the artifact: try candidates (backend x precision x op exclusions), measure each, keep the best.
+"""Choosing the artifact: try candidates (backend x precision x op exclusions x runtime options), measure each,
+keep the best.
 
 No single runtime wins on a CPU: INT8 pays for SqueezeNet and MobileNetV2 but slows MobileNetV3 and
 EfficientNet under onnxruntime (its quantized Sigmoid/Mul and ReduceMean cost more than the convolutions
-gain), and OpenVINO beats onnxruntime on some models. So edgekit measures instead of guessing.
+gain), and OpenVINO beats onnxruntime on some models. So edgekit measures instead of guessing, in three
+rounds: the precision candidates; INT8 with the op types that onnxruntime's profiler shows slower quantized
+kept in float, one at a time, each kept only if it measured faster; runtime options (graph optimization level,
+thread spinning, denormals, CPU pinning) on the fastest artifacts within the budget.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from .errors import BudgetExceededError, EdgekitError
 
@@ -23,6 +27,12 @@ class Candidate:
     int8_ops: tuple[str, ...] | None = None
     symmetric_activations: bool = False
     nncf: bool = False  # OpenVINO's own INT8 recipe (NNCF) instead of edgekit's Q/DQ ONNX
+    runtime: tuple[tuple[str, object], ...] = ()  # runner options, e.g. (("ENABLE_CPU_PINNING", True),)
+
+    @property
+    def artifact_key(self) -> tuple:
+        """Candidates that differ only in runtime options share one file."""
+        return (self.precision, self.exclude, self.int8_ops, self.symmetric_activations, self.nncf)
 
 
 @dataclass
@@ -36,7 +46,8 @@ class Measured:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {**asdict(self.candidate), "latency_ms": self.latency_ms, "size_bytes": self.size_bytes,
+        return {**asdict(self.candidate), "runtime": dict(self.candidate.runtime), "latency_ms": self.latency_ms,
+                "size_bytes": self.size_bytes,
                 "metric": self.metric, "drop": self.drop, "file": self.file, **self.extra}
 
 
@@ -70,3 +81,64 @@ def choose(measured: list[Measured], max_drop: float, objective: str = "latency"
     if objective == "latency":
         return min(ok, key=lambda m: (round(m.latency_ms, 6), m.size_bytes, m.candidate.name))
     return min(ok, key=lambda m: (m.size_bytes, round(m.latency_ms, 6), m.candidate.name))
+
+
+# runtime options worth a measurement on top of an artifact; each backend's runner checks the keys
+RUNTIME_VARIANTS: dict[str, list[tuple[str, tuple]]] = {
+    "onnxruntime": [
+        ("denormals-zero", (("denormal_as_zero", True),)),
+        ("no-spin", (("allow_spinning", False),)),  # pays when other processes share the cores
+        ("extended-graph", (("optimization", "extended"),)),  # no NCHWc layout: pays for few models
+    ],
+    "openvino": [
+        ("pinned", (("ENABLE_CPU_PINNING", True),)),
+        ("pinned-denormals-zero", (("ENABLE_CPU_PINNING", True), ("CPU_DENORMALS_OPTIMIZATION", True))),
+    ],
+}
+
+
+def runtime_variants(c: Candidate) -> list[Candidate]:
+    """``c`` with each of its backend's runtime option sets (the default options are ``c`` itself)."""
+    return [replace(c, name=f"{c.name}+{suffix}", runtime=opts) for suffix, opts in RUNTIME_VARIANTS.get(c.backend, [])]
+
+
+def tuning_seeds(measured: list[Measured], max_drop: float, k: int = 2) -> list[Measured]:
+    """The ``k`` fastest candidates within the budget, one per (backend, artifact): runtime options are tried on
+    these only, since they move latency by tens of percent while precision moves it by 2x."""
+    ok = sorted((m for m in measured if m.drop <= max_drop and not m.candidate.runtime),
+                key=lambda m: (m.latency_ms, m.candidate.name))
+    seen, out = set(), []
+    for m in ok:
+        key = (m.candidate.backend, m.file)
+        if key not in seen:
+            seen.add(key)
+            out.append(m)
+    return out[:k]
+
+
+# onnxruntime's fused quantized kernels and the float op type each one replaces
+QLINEAR = {"QLinearConv": "Conv", "QGemm": "Gemm", "QLinearMatMul": "MatMul", "MatMulInteger": "MatMul",
+           "QLinearMul": "Mul", "QLinearAdd": "Add", "QLinearSigmoid": "Sigmoid", "QLinearLeakyRelu": "LeakyRelu",
+           "QLinearGlobalAveragePool": "GlobalAveragePool", "QLinearAveragePool": "AveragePool",
+           "QLinearConcat": "Concat", "QLinearSoftmax": "Softmax", "QLinearReduceMean": "ReduceMean"}
+WEIGHTED = ("Conv", "Gemm", "MatMul", "ConvTranspose")  # INT8 is for these; keeping them float is the FP32 candidate
+NOT_QUANTIZED = ("QuantizeLinear", "DequantizeLinear", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze")
+
+
+def profiled_exclusions(int8_op_ms: dict[str, float], model_op_types: set[str], min_share: float = 0.05) -> list[str]:
+    """Op types of the original graph to try in float, costliest first, from an INT8 model's per-op profile.
+
+    Only unweighted ops qualify (their quantized kernels buy no GEMM speed, only Q/DQ work) and only those
+    taking at least ``min_share`` of the INT8 time: the order a measured search should follow.
+    """
+    total = sum(int8_op_ms.values())
+    if total <= 0:
+        return []
+    per_type: dict[str, float] = {}
+    for op, ms in int8_op_ms.items():
+        if op in NOT_QUANTIZED:
+            continue
+        orig = QLINEAR.get(op, op)
+        if orig in model_op_types and orig not in WEIGHTED:
+            per_type[orig] = per_type.get(orig, 0.0) + ms
+    return [op for op, ms in sorted(per_type.items(), key=lambda kv: (-kv[1], kv[0])) if ms / total >= min_share]

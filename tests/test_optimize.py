@@ -81,3 +81,89 @@ def test_openvino_runner_agrees_with_onnxruntime(digits, digits_model, digits_pr
         got = np.concatenate([r.infer(x[i:i + 1]) for i in range(len(x))])
     ag = agreement(got, ref)
     assert ag["top1_agreement"] == 100.0 and ag["max_abs_diff"] < 1e-3
+
+
+def test_profiled_exclusions_follow_the_int8_profile():
+    from edgekit.optimize import profiled_exclusions
+
+    # EfficientNet-B0 INT8 under onnxruntime, ms per op type (measured): the SiLU/SE kernels dominate
+    prof = {"QLinearConv": 3.35, "QLinearMul": 2.18, "QLinearSigmoid": 1.53, "ReduceMean": 1.14,
+            "DequantizeLinear": 0.55, "QuantizeLinear": 0.17, "QLinearAdd": 0.12, "QGemm": 0.07, "Reshape": 0.01}
+    ops = {"Conv", "Mul", "Sigmoid", "ReduceMean", "Add", "Gemm", "Reshape", "Flatten"}
+    assert profiled_exclusions(prof, ops) == ["Mul", "Sigmoid", "ReduceMean"]  # Add is 1.3%: not worth a try
+    assert profiled_exclusions(prof, ops, min_share=0.01) == ["Mul", "Sigmoid", "ReduceMean", "Add"]
+    assert profiled_exclusions(prof, ops - {"Sigmoid"}) == ["Mul", "ReduceMean"]  # only the model's own ops
+    assert profiled_exclusions({}, ops) == [] and profiled_exclusions({"QLinearConv": 1.0}, ops) == []
+
+
+def test_runtime_variants_and_tuning_seeds():
+    from edgekit.optimize import runtime_variants, tuning_seeds
+
+    ort = Candidate("onnxruntime-int8", "onnxruntime", "int8")
+    names = [v.name for v in runtime_variants(ort)]
+    assert names == ["onnxruntime-int8+denormals-zero", "onnxruntime-int8+no-spin", "onnxruntime-int8+extended-graph"]
+    assert all(v.artifact_key == ort.artifact_key and v.runtime for v in runtime_variants(ort))
+    ov = runtime_variants(Candidate("openvino-fp32", "openvino", "fp32"))
+    assert dict(ov[0].runtime) == {"ENABLE_CPU_PINNING": True}
+    ms = [Measured(Candidate("a", "onnxruntime", "int8"), 1.0, 1, 90, 2.0, "int8.onnx"),  # over budget
+          Measured(Candidate("b", "onnxruntime", "int8"), 1.5, 1, 90, 0.2, "int8-s8.onnx"),
+          Measured(Candidate("c", "openvino", "int8"), 1.6, 1, 90, 0.2, "int8-s8.onnx"),
+          Measured(Candidate("d", "onnxruntime", "int8", exclude=("se",)), 1.7, 1, 90, 0.2, "int8-s8.onnx"),
+          Measured(Candidate("e", "onnxruntime", "fp32"), 2.0, 1, 90, 0.0, "model.onnx")]
+    # d is b's file on b's backend: tuning it twice would measure the same thing
+    assert [m.candidate.name for m in tuning_seeds(ms, 0.5)] == ["b", "c"]
+    assert [m.candidate.name for m in tuning_seeds(ms, 0.5, k=3)] == ["b", "c", "e"]
+    assert [m.candidate.name for m in tuning_seeds(ms, 0.1)] == ["e"] and tuning_seeds(ms[:4], 0.1) == []
+
+
+def test_runtime_options_are_checked(tmp_path):
+    from edgekit.backends.onnxruntime import OnnxRuntimeRunner, session_from_onnx
+    from edgekit.optimize_job import read_runtime
+
+    with pytest.raises(EdgekitError, match="unknown onnxruntime option 'spin'"):
+        OnnxRuntimeRunner.tuned("m.onnx", 1, {"spin": False})
+    with pytest.raises(EdgekitError, match="unknown graph optimization level 'max'"):
+        session_from_onnx("m.onnx", optimization="max")
+    side = tmp_path / "model_best.runtime.json"
+    side.write_text(json.dumps({"backend": "onnxruntime", "options": {"denormal_as_zero": True}}))
+    assert read_runtime(tmp_path / "model_best.onnx", "onnxruntime") == {"denormal_as_zero": True}
+    assert read_runtime(tmp_path / "model_best.onnx", "openvino") == {}
+    assert read_runtime(tmp_path / "other.onnx", "onnxruntime") == {}
+    side.write_text("{not json")
+    with pytest.raises(EdgekitError, match="model_best.runtime.json is unreadable"):
+        read_runtime(tmp_path / "model_best.onnx", "onnxruntime")
+
+
+def test_op_times_see_the_quantized_kernels(digits, digits_model, digits_pre, tmp_path):
+    from edgekit.api import export_model
+    from edgekit.backends.onnxruntime import op_times
+    from edgekit.source import PreprocessOverrides
+
+    export_model("mobilenet_v2", tmp_path / "m", str(digits_model[0]), int8=True,
+                 overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    fp32, int8 = op_times(tmp_path / "m" / "model.onnx", x, 1), op_times(tmp_path / "m" / "model_int8.onnx", x, 1)
+    assert "Conv" in fp32 and not any(k.startswith("QLinear") for k in fp32)
+    assert "QLinearConv" in int8 and all(v > 0 for v in int8.values())
+    assert list(int8.values()) == sorted(int8.values(), reverse=True)
+
+
+def test_openvino_specializes_dynamic_batch_and_checks_options(digits, digits_model, digits_pre, tmp_path):
+    pytest.importorskip("openvino", reason="install edgekit[openvino] for the OpenVINO backend")
+    from edgekit.api import export_model
+    from edgekit.backends.onnxruntime import OnnxRuntimeRunner
+    from edgekit.backends.openvino import OpenVINORunner
+    from edgekit.source import PreprocessOverrides
+
+    with pytest.raises(EdgekitError, match="unknown OpenVINO option 'PINNING'"):
+        OpenVINORunner("m.onnx", options={"PINNING": True})
+    export_model("mobilenet_v2", tmp_path / "m", str(digits_model[0]), dynamic_batch=True,
+                 overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
+    x = np.random.default_rng(0).random((5, 3, 32, 32), dtype=np.float32)
+    with OnnxRuntimeRunner(tmp_path / "m" / "model.onnx") as r:
+        ref = r.infer(x)
+    with OpenVINORunner(tmp_path / "m" / "model.onnx", 1, options={"ENABLE_CPU_PINNING": True}) as r:
+        got1, got5 = np.concatenate([r.infer(x[i:i + 1]) for i in range(5)]), r.infer(x)
+        assert sorted(r._requests) == [(1, 3, 32, 32), (5, 3, 32, 32)]  # one static compile per shape
+        assert r.describe()["shape_specialized"] is True
+    assert np.abs(got1 - ref).max() < 1e-3 and np.abs(got5 - ref).max() < 1e-3

@@ -23,8 +23,12 @@ def available_devices() -> list[str]:
     return [d for d, provs in _PROVIDERS.items() if provs[0] in have]
 
 
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+
+
 def session_from_onnx(path: str | Path, device: str = "cpu", threads: int | None = None,
-                      allow_spinning: bool = True, optimization: str = "all"):
+                      allow_spinning: bool = True, optimization: str = "all", denormal_as_zero: bool = False,
+                      profile_prefix: str | None = None):
     """An InferenceSession on ``device``; refuses (never silently downgrades) a provider the build lacks."""
     import onnxruntime as ort
 
@@ -34,6 +38,9 @@ def session_from_onnx(path: str | Path, device: str = "cpu", threads: int | None
     if wanted not in ort.get_available_providers():
         raise EdgekitError(f"this onnxruntime build has no {wanted} (has {', '.join(ort.get_available_providers())}):"
                            " install onnxruntime-gpu on an NVIDIA machine, or use --device cpu")
+    if optimization not in OPTIMIZATION_LEVELS:
+        raise EdgekitError(f"unknown graph optimization level {optimization!r}: choose one of "
+                           f"{', '.join(OPTIMIZATION_LEVELS)}")
     so = ort.SessionOptions()
     so.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -47,6 +54,11 @@ def session_from_onnx(path: str | Path, device: str = "cpu", threads: int | None
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     if not allow_spinning:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if denormal_as_zero:
+        so.add_session_config_entry("session.set_denormal_as_zero", "1")
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
     so.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), sess_options=so, providers=_PROVIDERS[device])
@@ -59,15 +71,23 @@ class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
-                 allow_spinning: bool = True, optimization: str = "all") -> None:
+                 allow_spinning: bool = True, optimization: str = "all", denormal_as_zero: bool = False) -> None:
         super().__init__()
         self.path, self.device, self.threads = Path(path), device, threads
-        self.allow_spinning, self.optimization = allow_spinning, optimization
+        self.allow_spinning, self.optimization, self.denormal_as_zero = allow_spinning, optimization, denormal_as_zero
         self.session = None
+
+    @classmethod
+    def tuned(cls, path: str | Path, threads: int | None, options: dict) -> "OnnxRuntimeRunner":
+        """A CPU runner with the options ``--optimize`` tried (see ``TUNABLE``); a bad key is refused."""
+        bad = sorted(set(options) - set(TUNABLE))
+        if bad:
+            raise EdgekitError(f"unknown onnxruntime option {bad[0]!r}: choose from {', '.join(TUNABLE)}")
+        return cls(path, "cpu", threads, **options)
 
     def activate_impl(self) -> None:
         self.session = session_from_onnx(self.path, self.device, self.threads, self.allow_spinning,
-                                         self.optimization)
+                                         self.optimization, self.denormal_as_zero)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = [d if isinstance(d, int) else None for d in inp.shape]
@@ -85,4 +105,39 @@ class OnnxRuntimeRunner(Runner):
         provs = self.session.get_providers() if self.session else _PROVIDERS[self.device]
         return {"backend": self.name, "device": self.device, "providers": provs,
                 "threads": self.threads or "default", "onnxruntime": ort.__version__,
-                "graph_optimization": self.optimization}
+                "graph_optimization": self.optimization, "intra_op_spinning": self.allow_spinning,
+                "denormal_as_zero": self.denormal_as_zero}
+
+
+# runtime options --optimize may try, as OnnxRuntimeRunner keyword arguments
+TUNABLE = ("allow_spinning", "optimization", "denormal_as_zero")
+
+
+def op_times(path: str | Path, x: np.ndarray, threads: int | None = None, runs: int = 20, warmup: int = 5) -> dict:
+    """Mean milliseconds per run spent in each op type (onnxruntime's profiler, after its graph fusions).
+
+    This is where the time goes: the kernels onnxruntime actually ran, e.g. QLinearConv, QLinearSigmoid.
+    """
+    import json
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        sess = session_from_onnx(path, "cpu", threads, profile_prefix=os.path.join(d, "prof"))
+        feed = {sess.get_inputs()[0].name: x}
+        for _ in range(warmup):
+            sess.run(None, feed)
+        # the profile holds every run; warm-up runs are told apart by count, the last ``runs`` are kept
+        for _ in range(runs):
+            sess.run(None, feed)
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    per_run: dict[str, list[float]] = {}
+    kernels = [e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
+    for e in kernels:
+        per_run.setdefault(e["args"]["op_name"], []).append(e["dur"] / 1e3)
+    total_runs = warmup + runs
+    out = {}
+    for op, durs in per_run.items():
+        per = len(durs) // total_runs or 1
+        out[op] = sum(durs[-per * runs:]) / runs
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
