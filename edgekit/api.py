@@ -383,10 +383,11 @@ def profile_model(model: str, out: str | os.PathLike | None = None, backend: str
         try:
             measured = measure(runner, np.ascontiguousarray(x[:max(1, timing.batch)]), timing, progress)
             if backend == "tensorrt":  # GPU compute time (CUDA events, no copies) beside end-to-end time
-                from .stats import latency_stats
+                from .gpu_compare import engine_gpu_rows, relative_to, torch_cuda_rows
 
-                measured["gpu_compute"] = {"batch1": latency_stats(runner.compute_ms(1, timing.repeats,
-                                                                                     timing.warmup))}
+                rows = engine_gpu_rows(runner, x, timing, progress)
+                rows += torch_cuda_rows(source, x, runner.max_batch, timing, progress, notes)
+                measured["gpu_side_by_side"] = relative_to(rows, "torch fp32")
             ref_logits = None
             if ref_src is not None:
                 ref_logits = reference_logits(ref_src, x)

@@ -178,6 +178,10 @@ def build_bundle(bundle: str | Path, out: str | Path | None = None, repeats: int
                 if i >= 20:
                     e2e.append((time.perf_counter() - t0) * 1e3)
             compute = r.compute_ms(1, repeats)
+            from .gpu_compare import engine_gpu_rows
+            from .profile import TimingOptions
+
+            gpu_rows = engine_gpu_rows(r, x, TimingOptions(warmup=20, repeats=repeats), None)
             backend = r.describe()
         measured = {"agreement": agreement(logits, ref)["top1_agreement"],
                     "top1": accuracy(logits, labels)["top1"] if labels is not None else None}
@@ -185,6 +189,7 @@ def build_bundle(bundle: str | Path, out: str | Path | None = None, repeats: int
         rep = report_mod.new_report(
             "build", model={"name": doc["model"]}, precision=doc["precision"], backend=backend, build=build,
             latency={"batch1": latency_stats(e2e)}, gpu_compute={"batch1": latency_stats(compute)},
+            throughput=gpu_rows,
             measured=measured, expected=doc["expected"], tolerance=doc["tolerance"], failures=failures,
             device=device_facts(), environment=report_mod.environment(), out=str(out))
         report_mod.write(rep, tmp)

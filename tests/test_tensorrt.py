@@ -108,6 +108,54 @@ def test_missing_tensorrt_says_how_to_get_it(tmp_path):
         engine_from_onnx(tmp_path / "m.onnx", tmp_path / "m.engine", BuildOptions())
 
 
+def test_buffer_library_choice():
+    from edgekit.backends.cudamem import choose_library
+
+    assert choose_library({"torch", "pycuda", "cuda-python"}) == "cuda-python"  # NVIDIA's current choice first
+    assert choose_library({"torch", "pycuda"}) == "pycuda"
+    assert choose_library({"torch"}) == "torch"
+    assert choose_library({"torch", "cuda-python"}, "torch") == "torch"
+    with pytest.raises(MissingDependencyError, match=r"pip install 'edgekit\[tensorrt\]'.*NVIDIA GPU"):
+        choose_library(set())
+    with pytest.raises(MissingDependencyError, match="pycuda is not installed"):
+        choose_library({"torch"}, "pycuda")
+    with pytest.raises(EdgekitError, match="unknown CUDA buffer library 'cupy'"):
+        choose_library({"torch"}, "cupy")
+
+
+def test_cuda_python_results_are_checked():
+    from edgekit.backends.cudamem import _call
+
+    class Err(int):  # cuda-python's cudaError_t is an int enum; 0 is cudaSuccess
+        pass
+
+    assert _call((Err(0), 1234), "cudaMalloc") == 1234
+    assert _call((Err(0),), "cudaFree") is None
+    assert _call((Err(0), 1, 2), "x") == (1, 2)
+    with pytest.raises(EdgekitError, match="CUDA call cudaMalloc failed: 2"):
+        _call((Err(2), 0), "cudaMalloc")
+
+
+def test_side_by_side_rows():
+    from edgekit.backends.tensorrt import throughput
+    from edgekit.gpu_compare import batch_of, relative_to, row
+
+    assert throughput(32, 4.0) == 8000.0
+    x = np.arange(2 * 3 * 2 * 2, dtype=np.float64).reshape(2, 3, 2, 2)
+    b = batch_of(x, 5)
+    assert b.shape == (5, 3, 2, 2) and b.dtype == np.float32 and (b[2] == x[0]).all() and b.flags.c_contiguous
+    e2e = {"median_ms": 2.0, "p99_ms": 3.0}
+    rows = [row("tensorrt", 1, e2e, {"median_ms": 0.5}), row("tensorrt", 32, {"median_ms": 8.0, "p99_ms": 9.0},
+                                                            {"median_ms": 6.0}),
+            row("torch fp32", 1, {"median_ms": 5.0, "p99_ms": 6.0}, None),
+            row("torch fp32", 32, {"median_ms": 40.0, "p99_ms": 41.0}, None)]
+    assert rows[1]["images_per_s"] == 4000.0 and rows[0]["compute_median_ms"] == 0.5
+    assert row("x", 4, None, {"median_ms": 2.0})["images_per_s"] == 2000.0
+    rel = relative_to(rows, "torch fp32")
+    assert [r["speedup_vs_torch_fp32"] for r in rel] == [2.5, 5.0, 1.0, 1.0]
+    assert relative_to(rows[:2], "torch fp32")[0]["speedup_vs_torch_fp32"] is None
+
+
 # --- the Jetson bundle -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -210,3 +258,44 @@ def test_tensorrt_engine_builds_and_agrees(bundle, tmp_path):
 
     rep = build_bundle(bundle, tmp_path / "b", repeats=50)
     assert rep["failures"] == [] and rep["gpu_compute"]["batch1"]["median_ms"] > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="no CUDA GPU on this machine (CI has none); run on the device machine")
+@pytest.mark.parametrize("lib", ["torch", "cuda-python", "pycuda"])
+def test_buffers_round_trip_through_the_gpu(lib):
+    from edgekit.backends.cudamem import installed_libraries, open_memory
+
+    if lib not in installed_libraries():
+        pytest.skip(f"{lib} is not installed on this GPU machine")
+    mem = open_memory(lib)
+    try:
+        host_in, host_out = mem.host((4, 3), np.float32), mem.host((4, 3), np.float32)
+        host_in[:] = np.arange(12, dtype=np.float32).reshape(4, 3)
+        dev = mem.device(host_in.nbytes)
+        mem.to_device(dev, host_in)
+        mem.to_host(host_out, dev)
+        mem.synchronize()
+        assert (host_out == host_in).all()
+        assert mem.timed(lambda: mem.to_device(dev, host_in)) >= 0.0
+    finally:
+        mem.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="no CUDA GPU on this machine (CI has none); run on the device machine")
+def test_torch_cuda_side_by_side(digits_model, digits, digits_pre):
+    from edgekit.data import load_array, scan
+    from edgekit.gpu_compare import torch_cuda_rows
+    from edgekit.profile import TimingOptions
+    from edgekit.source import PreprocessOverrides, open_model
+
+    src = open_model("mobilenet_v2", str(digits_model[0]),
+                     overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
+    x, _ = load_array(scan(digits[1], num_classes=10).subset(range(8)), digits_pre)
+    notes: list[str] = []
+    rows = torch_cuda_rows(src, x, 16, TimingOptions(warmup=5, repeats=20), None, notes)
+    assert [(r["runtime"], r["batch"]) for r in rows] == [("torch fp32", 1), ("torch fp32", 16),
+                                                          ("torch fp16 channels_last", 1),
+                                                          ("torch fp16 channels_last", 16)]
+    assert all(r["e2e_median_ms"] > 0 and r["images_per_s"] > 0 for r in rows) and notes == []

@@ -270,10 +270,11 @@ def gpu_identity() -> tuple[str, tuple[int, int]]:
             return torch.cuda.get_device_name(), torch.cuda.get_device_capability()
     except ImportError:
         pass
-    cudart = _cudart()
-    err, prop = cudart.cudaGetDeviceProperties(0)
-    _check(err, "cudaGetDeviceProperties")
-    return prop.name.decode().strip("\x00"), (prop.major, prop.minor)
+    from .cudamem import _call, _cudart
+
+    prop = _call(_cudart().cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
+    name = prop.name.decode() if isinstance(prop.name, bytes) else str(prop.name)
+    return name.strip("\x00"), (prop.major, prop.minor)
 
 
 def dla_fallback_layers(engine_path: Path) -> list[str]:
@@ -288,43 +289,30 @@ def dla_fallback_layers(engine_path: Path) -> list[str]:
             and "DLA" not in json.dumps(layer)]
 
 
-def _cudart():
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart  # cuda-python < 12.6 layout
-        except ImportError:
-            raise MissingDependencyError("neither torch with CUDA nor cuda-python is available for TensorRT's "
-                                         "buffers: pip install 'edgekit[tensorrt]'") from None
-    return cudart
-
-
-def _check(err, what: str) -> None:
-    if int(err) != 0:
-        raise EdgekitError(f"CUDA call {what} failed with error {int(err)}")
+def throughput(batch: int, median_ms: float) -> float:
+    """Images per second at ``batch`` from the median time of one call."""
+    return batch / median_ms * 1e3 if median_ms > 0 else float("nan")
 
 
 class TensorRTRunner(Runner):
     """Deserialises an engine and runs it by tensor name with ``execute_async_v3``.
 
-    Buffers are torch CUDA tensors when torch sees a GPU (NVIDIA's samples do the same with ``data_ptr``),
-    otherwise cuda-python allocations with page-locked host memory.
+    Device buffers, page-locked host buffers, the stream and the events come from cuda-python, pycuda or
+    torch, whichever is installed (``buffers`` picks one); see ``edgekit.backends.cudamem``.
     """
 
     name = "tensorrt"
 
-    def __init__(self, engine_path: str | Path, batch: int | None = None) -> None:
+    def __init__(self, engine_path: str | Path, batch: int | None = None, buffers: str | None = None) -> None:
         super().__init__()
-        self.engine_path, self.device, self.batch = Path(engine_path), "cuda", batch
+        self.engine_path, self.device, self.batch, self.buffers = Path(engine_path), "cuda", batch, buffers
 
     def activate_impl(self) -> None:
-        import torch
+        from .cudamem import open_memory
 
         trt = require_tensorrt()
-        if not torch.cuda.is_available():
-            raise EdgekitError("TensorRT needs an NVIDIA GPU, and torch sees none")
         self._trt = trt
+        self.mem = open_memory(self.buffers)
         self.runtime = trt.Runtime(_logger(trt))
         self.engine = self.runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self.engine is None:
@@ -338,59 +326,60 @@ class TensorRTRunner(Runner):
             raise EdgekitError(f"edgekit runs single-input classifiers; this engine has {len(self.inputs)} inputs")
         shape = list(self.engine.get_tensor_shape(self.inputs[0]))
         self.input_shape = [None if d < 0 else d for d in shape]
-        self.stream = torch.cuda.Stream()
-        self._buffers: dict = {}
+        self._bound: int | None = None
+
+    @property
+    def max_batch(self) -> int:
+        """The optimization profile's max batch (the engine's batch when it is static)."""
+        if self.input_shape[0] is not None:
+            return int(self.input_shape[0])
+        _, _, hi = self.engine.get_tensor_profile_shape(self.inputs[0], 0)
+        return int(hi[0])
 
     def _bind(self, batch: int) -> None:
-        import torch
-
-        if self._buffers.get("batch") == batch:
+        if self._bound == batch:
             return
         trt = self._trt
-        shape = [batch, *[int(d) for d in self.input_shape[1:]]]
-        self.context.set_input_shape(self.inputs[0], shape)
-        dtype = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int8: torch.int8}
-        self._buffers = {"batch": batch}
+        self.mem.free()
+        self.context.set_input_shape(self.inputs[0], [batch, *[int(d) for d in self.input_shape[1:]]])
+        self._dev, self._host = {}, {}
         for n in self.inputs + self.outputs:
             shp = tuple(self.context.get_tensor_shape(n))
-            t = torch.empty(shp, dtype=dtype[self.engine.get_tensor_dtype(n)], device="cuda")
-            self._buffers[n] = t
-            self.context.set_tensor_address(n, t.data_ptr())
-        self._host_out = torch.empty(self._buffers[self.outputs[0]].shape, dtype=torch.float32).pin_memory()
+            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(n)))
+            self._host[n] = self.mem.host(shp, dtype)
+            self._dev[n] = self.mem.device(self._host[n].nbytes)
+            self.context.set_tensor_address(n, self._dev[n])
+        self._bound = batch
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
-        """End to end: page-locked host -> device, execute, device -> host."""
-        import torch
-
+        """End to end: into page-locked memory, host -> device, execute, device -> host."""
         self._bind(len(x))
-        src = torch.from_numpy(x).pin_memory()
-        with torch.cuda.stream(self.stream):
-            self._buffers[self.inputs[0]].copy_(src, non_blocking=True)
-            self.context.execute_async_v3(self.stream.cuda_stream)
-            self._host_out.copy_(self._buffers[self.outputs[0]].float(), non_blocking=True)
-        self.stream.synchronize()
-        return self._host_out.numpy().copy()
+        inp, out = self.inputs[0], self.outputs[0]
+        np.copyto(self._host[inp], x, casting="same_kind")
+        self.mem.to_device(self._dev[inp], self._host[inp])
+        if not self.context.execute_async_v3(self.mem.stream):
+            raise EdgekitError(f"TensorRT failed to run {self.engine_path.name}")
+        self.mem.to_host(self._host[out], self._dev[out])
+        self.mem.synchronize()
+        return self._host[out].astype(np.float32, copy=True)
 
     def compute_ms(self, batch: int, repeats: int = 100, warmup: int = 20) -> list[float]:
         """GPU compute time per call with CUDA events, inputs already on the device (no copies)."""
-        import torch
-
         self._bind(batch)
-        times = []
-        for i in range(warmup + repeats):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record(self.stream)
-            self.context.execute_async_v3(self.stream.cuda_stream)
-            end.record(self.stream)
-            end.synchronize()
-            if i >= warmup:
-                times.append(start.elapsed_time(end))
-        return times
+
+        def run():
+            self.context.execute_async_v3(self.mem.stream)
+
+        times = [self.mem.timed(run) for _ in range(warmup + repeats)]
+        return times[warmup:]
 
     def deactivate_impl(self) -> None:
-        self._buffers, self.context, self.engine, self.runtime = {}, None, None, None
+        if getattr(self, "mem", None) is not None:
+            self.mem.close()
+        self.mem, self.context, self.engine, self.runtime, self._bound = None, None, None, None, None
 
     def describe(self) -> dict:
         gpu, cc = gpu_identity()
         return {"backend": self.name, "device": "cuda", "gpu": gpu, "compute_capability": list(cc),
-                "tensorrt": self._trt.__version__ if hasattr(self, "_trt") else None, "threads": None}
+                "tensorrt": self._trt.__version__ if hasattr(self, "_trt") else None, "threads": None,
+                "buffers": self.mem.name if getattr(self, "mem", None) is not None else self.buffers}
