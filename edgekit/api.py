@@ -53,12 +53,13 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                  calib: CalibOptions | None = None, max_drop: float | None = None, threads: int | None = None,
                  timing: TimingOptions | None = None, max_float_layers: int | None = None,
                  plan: str | None = None, prune_ratio: float | None = None, jetson: dict | None = None,
-                 optimize: str | None = None) -> dict:
+                 optimize: str | None = None, engine: dict | None = None) -> dict:
     """Export ``model`` (zoo name or .onnx) to ``out/model.onnx``, verified against its source.
 
     With ``int8``, also ``out/model_int8.onnx`` (QDQ, calibrated on real images, guarded by ``max_drop``);
     with ``fp16``, ``out/model_fp16.onnx``. With ``jetson`` (TensorRT build options), also the bundle to copy
-    to the board in ``out/bundle``. Returns the report, also written to ``out/report.json`` and
+    to the board in ``out/bundle``. With ``engine`` (TensorRT build options), also a TensorRT engine built and
+    measured on this machine's GPU. Returns the report, also written to ``out/report.json`` and
     ``out/report.md``.
     """
     out = Path(out)
@@ -69,6 +70,13 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
         raise EdgekitError("--max-drop guards INT8 accuracy: add --int8 (or --optimize)")
     if optimize is not None and (int8 or fp16):
         raise EdgekitError("--optimize tries FP32 and INT8 itself: drop --int8/--fp16")
+    if engine is not None:
+        from .backends.tensorrt import BuildOptions, require_gpu
+
+        if optimize is not None:
+            raise EdgekitError("--optimize chooses among CPU runtimes: drop it with --backend tensorrt")
+        BuildOptions(**{"precision": "int8" if int8 else "fp16" if fp16 else "fp32", **engine})
+        require_gpu()  # before any work: no TensorRT or no GPU is one line, not a half-done export
     check_out_dir(out, force)
     tolerance = tolerance or Tolerance()
     source = open_model(model, weights, num_classes, trust_checkpoint, overrides, plan)
@@ -134,6 +142,9 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                                                       progress, _calibration_set)
             if jetson is not None:
                 extra["bundle"] = _bundle_stage(tmp, source, onnx_path, extra, x, y, jetson, threads)
+            if engine is not None:
+                extra["engine"] = _engine_stage(tmp, source, onnx_path, extra, x, y, engine, timing or
+                                                TimingOptions(warmup=20, repeats=100), notes, progress)
             rep = report_mod.new_report(
                 "export", model=source.describe(), precision="int8" if int8 else "fp16" if fp16 else "fp32",
                 plan=pruned_plan or source.plan, exporter=exporter, opset=opset,
@@ -335,6 +346,36 @@ def _bundle_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, 
     return {"folder": "bundle", "expected": manifest["expected"], "trtexec": manifest["trtexec"]}
 
 
+def _engine_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, x, y, build: dict,
+                  timing: TimingOptions, notes: list[str], progress) -> dict:
+    """Build the TensorRT engine from the exported ONNX (the Q/DQ or FP16 one when made), on this GPU, and
+    measure it: accuracy or agreement with FP32 onnxruntime, then the side by side with PyTorch on CUDA."""
+    from .backends.onnxruntime import OnnxRuntimeRunner
+    from .backends.tensorrt import BuildOptions, TensorRTRunner, engine_from_onnx
+    from .gpu_compare import engine_gpu_rows, relative_to, torch_cuda_rows
+    from .stats import agreement
+
+    precision = "int8" if "int8" in extra else "fp16" if "fp16" in extra else "fp32"
+    onnx_path = tmp / extra[precision]["file"] if precision != "fp32" else fp32_path
+    opts = BuildOptions(precision=precision, **build)
+    engine_path = onnx_path.with_suffix(".engine")
+    built = engine_from_onnx(onnx_path, engine_path, opts, cache_dir=Path.home() / ".cache" / "edgekit" / "engines")
+    timing_cache = engine_path.with_suffix(".timing.cache")
+    with OnnxRuntimeRunner(fp32_path) as r:
+        ref = run_batched(r, x)
+    with TensorRTRunner(engine_path) as r:
+        logits = np.concatenate([r.infer(x[i:i + 1]) for i in range(len(x))])
+        rows = engine_gpu_rows(r, x, timing, progress)
+        max_batch = r.max_batch
+        backend = r.describe()
+    rows += torch_cuda_rows(source, x, max_batch, timing, progress, notes)
+    quality = {"agreement_with_fp32": agreement(logits, ref)}
+    if y is not None and source.pretrained:
+        quality["accuracy"] = accuracy(logits, y)
+    return {"file": engine_path.name, "timing_cache": timing_cache.name if timing_cache.exists() else None,
+            "build": built, "backend": backend, **quality, "gpu_side_by_side": relative_to(rows, "torch fp32")}
+
+
 def _load(path: Path):
     from .onnxinfo import load_checked
 
@@ -444,7 +485,10 @@ def _runner(source: ModelSource, backend: str, device: str, threads: int | None)
         facts = graph_facts(source.onnx_path)
         opts = BuildOptions(precision="int8" if facts.qdq_nodes else facts.precision,
                             dynamic_batch=(1, 8, 32) if facts.input_shape[0] is None else None)
-        engine = source.onnx_path.with_suffix(".engine")
+        import tempfile
+
+        # never beside the user's ONNX (that could replace their engine); the engine cache makes reruns instant
+        engine = Path(tempfile.mkdtemp(prefix="edgekit-engine-")) / (source.onnx_path.stem + ".engine")
         engine_from_onnx(source.onnx_path, engine, opts, cache_dir=Path.home() / ".cache" / "edgekit" / "engines")
         return TensorRTRunner(engine)
     raise EdgekitError(f"profiling on {backend} is not available from this command yet")

@@ -32,6 +32,28 @@ def require_tensorrt():
     return trt
 
 
+def require_gpu():
+    """TensorRT and a CUDA device that something installed can reach, or one line saying what is missing."""
+    trt = require_tensorrt()
+    from .cudamem import installed_libraries
+
+    if not installed_libraries():
+        raise MissingDependencyError("TensorRT is installed but no NVIDIA GPU is reachable (neither cuda-python, "
+                                     "pycuda nor torch sees one): run on the GPU machine or the Jetson")
+    return trt
+
+
+def parse_batch_profile(text: str) -> tuple[int, int, int]:
+    """``--batch-profile 1,8,32``: the optimization profile's min, opt and max batch."""
+    parts = [p.strip() for p in (text or "").split(",")]
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise EdgekitError(f"--batch-profile {text!r}: give min,opt,max batch sizes, e.g. 1,8,32")
+    lo, opt, hi = (int(p) for p in parts)
+    if not 1 <= lo <= opt <= hi:
+        raise EdgekitError(f"--batch-profile {text}: need 1 <= min <= opt <= max")
+    return lo, opt, hi
+
+
 def parse_version(text: str) -> tuple[int, int, int]:
     m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
     if not m:

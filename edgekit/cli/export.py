@@ -39,9 +39,19 @@ def export(
     target: str = typer.Option("cpu", "--target", help="cpu (INT8 with u8 asymmetric activations), tensorrt (s8 "
                                "symmetric Q/DQ on weighted layers and Adds), or jetson (tensorrt + a bundle to copy "
                                "to the board: out/bundle)."),
-    workspace_mb: int = typer.Option(1024, "--workspace-mb", help="TensorRT builder workspace (jetson bundle)."),
-    dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Build for this DLA core on the board, GPU "
-                                           "fallback allowed (jetson bundle)."),
+    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime (the ONNX files only), or tensorrt: "
+                                "also build and measure a TensorRT engine on this machine's NVIDIA GPU (implies "
+                                "--target tensorrt for INT8)."),
+    workspace_mb: int = typer.Option(1024, "--workspace-mb", help="TensorRT builder workspace (engine or jetson "
+                                     "bundle)."),
+    dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Build for this DLA core, GPU fallback allowed "
+                                           "(fallen-back layers are listed in the report)."),
+    batch_profile: Optional[str] = typer.Option(None, "--batch-profile", help="TensorRT optimization profile "
+                                                "min,opt,max batch, e.g. 1,8,32 (implies --dynamic-batch)."),
+    sparse_weights: bool = typer.Option(False, "--sparse-weights", help="Let TensorRT use 2:4 sparse kernels "
+                                        "(SPARSE_WEIGHTS; prune with --sparsity 2:4 first)."),
+    builder_opt_level: Optional[int] = typer.Option(None, "--builder-opt-level", min=0, max=5, help="TensorRT "
+                                                    "builder optimization level (default 3)."),
     calib_data: Optional[Path] = typer.Option(None, "--calib-data", help="Calibration images (folder, recursive; "
                                               "labels unused) or an .npy/.npz of preprocessed tensors. Default: "
                                               "edgekit's 7 built-in photos, with a warning."),
@@ -74,12 +84,24 @@ def export(
 ) -> None:
     """Export MODEL to ONNX (simplified with onnxslim), checked against torch on real images."""
     from ..api import CalibOptions, export_model
+    from ..backends.tensorrt import parse_batch_profile
     from ..errors import BudgetExceededError
     from ..export import Tolerance
     from ..quantize import QuantConfig
     from ..report import print_table
 
-    jetson = None
+    jetson = engine = None
+    if backend not in ("onnxruntime", "tensorrt"):
+        from ..errors import EdgekitError
+
+        raise EdgekitError(f"--backend {backend}: export builds onnxruntime files or a tensorrt engine; profile "
+                           "other backends with `edgekit profile --backend`")
+    profile = parse_batch_profile(batch_profile) if batch_profile else None
+    dynamic_batch = dynamic_batch or profile is not None
+    if backend == "tensorrt":
+        target = "tensorrt" if target == "cpu" else target
+        engine = {"workspace_mb": workspace_mb, "dla_core": dla_core, "dynamic_batch": profile,
+                  "sparsity": sparse_weights, "builder_optimization_level": builder_opt_level}
     if target == "jetson":
         target = "tensorrt"
         if not fp16:
@@ -106,7 +128,7 @@ def export(
                        ov, dynamic_batch, opset,
                        Tolerance(atol, rtol), max_images, force, int8, fp16, quant, calib, max_drop, threads,
                        max_float_layers=max_float_layers, plan=c.as_path(plan), prune_ratio=prune,
-                       jetson=jetson, optimize=optimize)
+                       jetson=jetson, optimize=optimize, engine=None if jetson else engine)
     print_table(rep)
     if save_recipe is not None:
         from ..recipe import save
@@ -115,6 +137,7 @@ def export(
         typer.echo(f"wrote {save_recipe}")
     files = ["model.onnx"] + [rep[k]["file"] for k in ("int8", "fp16") if k in rep] + ["report.json", "report.md"]
     files += ["bundle/"] if "bundle" in rep else []
+    files += [rep["engine"]["file"]] if "engine" in rep else []
     files += [rep["optimize"]["choice"]["file"]] if "optimize" in rep else []
     typer.echo(f"wrote {', '.join(f'{out}/{f}' for f in files)}")
     if "int8" in rep and not rep["int8"]["within_budget"]:
