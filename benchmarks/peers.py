@@ -118,7 +118,35 @@ def bn_calibrated_weights(name: str, x: np.ndarray, path: Path) -> Path:
     return path
 
 
-def engines(name, work, calib, threads, skip_pt2e):
+def judge_images(work: Path, n_calib: int = 100, n_judge: int = 200) -> tuple[Path, Path | None, str]:
+    """Folders of real images: calibration (the 7 photos, plus Fashion-MNIST test images) and judging.
+
+    Seven photos make top-1 agreement move in steps of 14 points, so every artifact is judged on 200
+    other Fashion-MNIST test images (../shared/data, as in CI) when they are at hand, upscaled to RGB by each
+    model's own preprocessing; without them, on the photos.
+    """
+    import gzip
+    import shutil
+
+    from PIL import Image
+
+    from edgekit.data import builtin_photos
+
+    calib = work / "calib"
+    shutil.copytree(builtin_photos(), calib, dirs_exist_ok=True)
+    idx = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist" / "t10k-images-idx3-ubyte.gz"
+    if not idx.exists():
+        return calib, None, "the 7 built-in photos (Fashion-MNIST not found beside the repository)"
+    raw = np.frombuffer(gzip.open(idx).read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    judge = work / "judge"
+    judge.mkdir(exist_ok=True)
+    for i in range(n_calib + n_judge):
+        Image.fromarray(raw[i]).convert("RGB").save((calib if i < n_calib else judge) / f"fmnist-{i:05d}.png")
+    return calib, judge, (f"calibration: the 7 photos + Fashion-MNIST test images 0-{n_calib - 1}; judged on "
+                          f"Fashion-MNIST test images {n_calib}-{n_calib + n_judge - 1}")
+
+
+def engines(name, work, calib, threads, skip_pt2e, judge_dir, max_drop):
     """name -> factory returning (callable, closer). Built lazily so that each runs alone."""
     import shutil
 
@@ -178,7 +206,8 @@ def engines(name, work, calib, threads, skip_pt2e):
     opt = work / f"{name}-edgekit"
     shutil.rmtree(opt, ignore_errors=True)
     rep = export_model(name, opt, weights=weights, dynamic_batch=True, optimize="latency", threads=threads,
-                       calib=CalibOptions(str(calib_npy), cache=str(work / f"{name}-cal.json")), max_drop=1.0)
+                       eval_data=str(judge_dir) if judge_dir else None, max_drop=max_drop,
+                       calib=CalibOptions(str(calib_npy), cache=str(work / f"{name}-cal.json")))
     ch = rep["optimize"]["choice"]
     out[f"edgekit ({ch['name']})"] = (ov if ch["backend"] == "openvino" else ort)(opt / ch["file"], dict(ch["runtime"]))
     return out, src
@@ -211,11 +240,13 @@ def _pt2e(model, calib, threads):
 def main() -> None:
     ap = parser(__doc__, MODELS, "peers.json")
     ap.add_argument("--skip-pt2e", action="store_true", help="leave out PyTorch INT8 (compiles with Inductor)")
+    ap.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget: top-1 agreement points with "
+                    "onnxruntime FP32 that an artifact may lose and still count (edgekit's and the peers')")
     args = ap.parse_args()
 
     import torch
 
-    from edgekit.data import builtin_photos, load_array, scan
+    from edgekit.data import load_array, scan
     from edgekit.onnxinfo import count_macs, load_checked
     from edgekit.report import environment
     from edgekit.stats import agreement
@@ -224,12 +255,14 @@ def main() -> None:
     peaks = gemm_peaks(args.threads)
     work = Path(tempfile.mkdtemp(prefix="edgekit-peers-"))
     rows = []
+    calib_dir, judge_dir, judged_on = judge_images(work)
     for name in args.models:
         from edgekit.zoo import get_card
 
         pre = get_card(name).preprocess
-        x_all, _ = load_array(scan(builtin_photos()), pre)
-        factories, src = engines(name, work, x_all, args.threads, args.skip_pt2e)
+        calib, _ = load_array(scan(calib_dir, labels=False), pre)
+        x_all = load_array(scan(judge_dir, labels=False), pre)[0] if judge_dir else calib
+        factories, src = engines(name, work, calib, args.threads, args.skip_pt2e, judge_dir, args.max_drop)
         macs = count_macs(load_checked(work / name / "model.onnx"))
         results: dict = {}
         ref = None
@@ -273,9 +306,15 @@ def main() -> None:
             rows.append(row)
         ok = [r for r in rows if r["model"] == name and "b1_ms" in r]
         mine = next(r for r in ok if r["engine"].startswith("edgekit"))
-        best_peer = min((r for r in ok if not r["engine"].startswith("edgekit")), key=lambda r: r["b1_ms"])
+        peers = [r for r in ok if not r["engine"].startswith("edgekit")]
+        within = [r for r in peers if r["agree"] >= 100.0 - args.max_drop]  # the budget edgekit was held to
+        best_peer = min(within, key=lambda r: r["b1_ms"])
+        fastest_any = min(peers, key=lambda r: r["b1_ms"])
         rows.append({"model": name, "engine": "= edgekit / best peer", "b1_ms": mine["b1_ms"] / best_peer["b1_ms"],
-                     "best_peer": best_peer["engine"], "floor_int8_ms": macs / peaks["int8_macs_per_s"] * 1e3,
+                     "best_peer": best_peer["engine"],
+                     "fastest_peer_any_accuracy": f"{fastest_any['engine']} ({fastest_any['b1_ms']:.3f} ms, "
+                                                  f"agree {fastest_any['agree']:.1f}%)",
+                     "floor_int8_ms": macs / peaks["int8_macs_per_s"] * 1e3,
                      "floor_fp32_ms": macs / peaks["fp32_macs_per_s"] * 1e3,
                      "edgekit_over_int8_floor": mine["b1_ms"] / (macs / peaks["int8_macs_per_s"] * 1e3)})
     emit(f"peers, batch 1 (and 8), {args.threads} threads, median of {args.repeats} runs x {args.sweeps} sweeps",
@@ -283,7 +322,8 @@ def main() -> None:
                 ("b8_ms", "b8 ms"), ("b1_spread", "spread"), ("agree", "agree %"), ("cos", "cos"),
                 ("best_peer", "best peer"), ("floor_int8_ms", "int8 floor ms"), ("error", "error")],
          args.json, {"environment": environment(args.threads), "gemm_peaks": peaks, "sweeps": args.sweeps,
-                     "repeats": args.repeats})
+                     "repeats": args.repeats, "images": judged_on, "max_drop": args.max_drop,
+                     "weights": "random, BatchNorm statistics re-estimated on the calibration images"})
 
 
 if __name__ == "__main__":
