@@ -152,7 +152,8 @@ def optimize_artifact(source, tmp: Path, fp32_path: Path, x, y, objective: str, 
                          exclude=excl)
         again, trial = s.measure([(best.candidate, tmp / best.file), (cand, s.artifact(cand))])
         kept = trial.latency_ms < again.latency_ms * KEEP_IF_FASTER and trial.drop <= max_drop
-        steps.append({"float": op, "ms": trial.latency_ms, "against_ms": again.latency_ms, "kept": kept})
+        steps.append({"float": op, "ms": trial.latency_ms, "against_ms": again.latency_ms, "drop": trial.drop,
+                      "kept": kept})
         measured.append(trial)
         if kept:
             best = trial

@@ -56,6 +56,13 @@ def test_optimize_latency_end_to_end(digits, digits_model, cli, tmp_path):
     ch = o["choice"]
     assert ch["latency_ms"] == min(c["latency_ms"] for c in ok) and ch["drop"] <= 1.0
     assert (out / ch["file"]).exists() and f"candidate {ch['name']}" in stdout
+    assert "QLinearConv" in o["int8_profile_ms"] and all(v > 0 for v in o["int8_profile_ms"].values())
+    for step in o["profiled_search"]:  # an op type stays float only when the whole model measured 3% faster
+        assert step["kept"] == (step["ms"] < 0.97 * step["against_ms"] and step["drop"] <= 1.0)
+    tuned = [c for c in cands if c["runtime"]]
+    assert tuned and all("+" in c["name"] for c in tuned)  # the runtime round ran on the fastest artifacts
+    runtime = json.loads((out / "model_best.runtime.json").read_text())
+    assert runtime["backend"] == ch["backend"] and runtime["options"] == ch["runtime"]
     if ch["file"].endswith(".onnx"):
         import onnxruntime as ort
 
