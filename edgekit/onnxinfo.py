@@ -69,26 +69,57 @@ def count_params(model) -> int:
     return total
 
 
-def count_macs(model) -> int:
-    """Multiply-accumulates of Conv, ConvTranspose, Gemm and MatMul at the graph's static input shape."""
+def count_macs(model) -> int | None:
+    """Multiply-accumulates of Conv, ConvTranspose, Gemm and MatMul at the graph's static input shape.
+
+    None when some weighted node's shapes cannot be inferred even by onnxruntime's symbolic inference (e.g.
+    "same" padding computed at run time): a partial count would understate the model by orders of magnitude.
+    """
     from onnx import shape_inference
 
-    inferred = shape_inference.infer_shapes(model)
+    macs, missing = _macs(shape_inference.infer_shapes(model))
+    if missing:
+        try:
+            from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+            macs, missing = _macs(SymbolicShapeInference.infer_shapes(_batch_one(model), auto_merge=True))
+        except Exception:  # the symbolic pass gives up on some graphs; then the count is unknown
+            return None
+    return None if missing else macs
+
+
+def _batch_one(model):
+    import copy
+
+    m = copy.deepcopy(model)
+    for vi in list(m.graph.input) + list(m.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_value = 1
+    return m
+
+
+def _macs(inferred) -> tuple[int, int]:
+    """(MACs, number of weighted nodes whose shapes are unknown) of a shape-inferred graph."""
     shapes: dict[str, list[int]] = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in vi.type.tensor_type.shape.dim]
-        shapes[vi.name] = dims  # a symbolic batch counts as 1
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+        if dims and dims[0] is None:
+            dims[0] = 1  # a symbolic batch counts as 1
+        if None not in dims:  # a symbolic height or width leaves the shape unknown, not 1
+            shapes[vi.name] = dims
     for init in inferred.graph.initializer:
         shapes[init.name] = list(init.dims)
     # Weights that sit behind DequantizeLinear keep their shape through it.
     for n in inferred.graph.node:
         if n.op_type == "DequantizeLinear" and n.input[0] in shapes:
             shapes.setdefault(n.output[0], shapes[n.input[0]])
-    macs = 0
+    macs = missing = 0
     for n in inferred.graph.node:
         if n.op_type in ("Conv", "ConvTranspose"):
             w, out = shapes.get(n.input[1]), shapes.get(n.output[0])
             if w is None or out is None:
+                missing += 1
                 continue
             if n.op_type == "Conv":
                 macs += int(np.prod(out)) * int(np.prod(w[1:]))
@@ -98,11 +129,12 @@ def count_macs(model) -> int:
         elif n.op_type in ("Gemm", "MatMul"):
             a, out = shapes.get(n.input[0]), shapes.get(n.output[0])
             if a is None or out is None:
+                missing += 1
                 continue
             trans_a = next((x.i for x in n.attribute if x.name == "transA"), 0) if n.op_type == "Gemm" else 0
             k = a[-2] if trans_a else a[-1]
             macs += int(np.prod(out)) * int(k)
-    return macs
+    return macs, missing
 
 
 def io_shapes(model) -> tuple[str, list, str, list]:

@@ -80,7 +80,8 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
         rows.append(("file", f"{art['file']}  {art['size_mb']:.3f} MB"))
         if "params" in art:
             rows.append(("params", f"{art['params'] / 1e6:.3f} M"))
-            rows.append(("MACs", f"{art['macs'] / 1e9:.3f} G"))
+            rows.append(("MACs", f"{art['macs'] / 1e9:.3f} G" if art.get("macs") is not None else
+                         "unknown (shapes not inferable: export with static spatial dims)"))
     v = rep.get("verification")
     if v:
         rows.append(("max |onnx - torch|", f"{v['max_abs_diff']:.2e}  (top-1 agreement {v['top1_agreement']:.1f}%"

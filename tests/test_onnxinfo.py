@@ -32,3 +32,20 @@ def test_counts_are_exact():
     # conv: 8x16x16 outputs x 27; depthwise stride 2: 8x8x8 outputs x 9; matmul: 10 outputs x 8
     assert count_macs(m) == 8 * 256 * 27 + 8 * 64 * 9 + 80
     assert op_counts(m) == {"Conv": 2, "GlobalAveragePool": 1, "Reshape": 1, "MatMul": 1}
+
+
+def test_symbolic_dims_batch_counts_as_one_spatial_is_unknown():
+    def with_input(dims):
+        m = _model()
+        m.graph.input[0].type.tensor_type.shape.Clear()
+        for d in dims:
+            dim = m.graph.input[0].type.tensor_type.shape.dim.add()
+            if isinstance(d, str):
+                dim.dim_param = d
+            else:
+                dim.dim_value = d
+        return m
+
+    assert count_macs(with_input(["N", 3, 16, 16])) == 8 * 256 * 27 + 8 * 64 * 9 + 80
+    # a symbolic height and width were once counted as 1: 16x16 times too few MACs, silently
+    assert count_macs(with_input(["N", 3, "H", "W"])) is None
