@@ -7,13 +7,7 @@ Importing edgekit loads neither torch nor any GPU library; those load inside the
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("edgekit")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
-
+from ._version import __version__
 from .errors import EdgekitError  # noqa: E402
 from .zoo import get_card, list_models  # noqa: E402
 

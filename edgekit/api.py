@@ -125,6 +125,7 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                 acc = {ref_name: accuracy(ref, y), "onnxruntime": accuracy(onnx_logits, y)}
             elif y is not None:
                 acc = {"onnxruntime": "n/a (random weights)"}
+            photos = _photos_check(onnx_path, source, images, x) if eval_data is None else None
             extra: dict = {}
             if int8:
                 extra["int8"] = _int8_stage(source, tmp, onnx_path, x, y, images, quant or QuantConfig(),
@@ -151,9 +152,20 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                 dynamic_batch=dynamic_batch, input_shape=shape, preprocess=source.preprocess.to_dict(),
                 artifact=artifact_facts(onnx_path), verification=verification, accuracy=acc,
                 images=images.summary(), out=str(out), environment=report_mod.environment(threads), notes=notes,
-                **extra)
+                photos_top5=photos, **extra)
             report_mod.write(rep, tmp)
     return rep
+
+
+def _photos_check(onnx_path: Path, source: ModelSource, images: ImageSet, x) -> dict | None:
+    """On the built-in photos, real ImageNet weights put an accepted class in each top 5 (see photos.py)."""
+    if not (source.pretrained and source.num_classes == 1000):
+        return None
+    from .backends.onnxruntime import OnnxRuntimeRunner
+    from .photos import accepted_labels, top5_check
+
+    with OnnxRuntimeRunner(onnx_path) as r:
+        return top5_check(images.paths, run_batched(r, x), accepted_labels())
 
 
 def _prune_inline(source: ModelSource, ratio: float, notes: list[str]) -> dict:

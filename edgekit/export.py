@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,9 +116,3 @@ def write_onnx_with_meta(model, path: Path, meta: dict) -> None:
 
     write_meta(model, meta)
     onnx.save(model, str(path))
-
-
-def timed(fn, *args, **kwargs):
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t

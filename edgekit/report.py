@@ -7,7 +7,7 @@ import os
 import platform
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .fsutil import atomic_write_text, write_json
 
 SCHEMA = 1
@@ -137,6 +137,10 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
             rows.append((f"accuracy {who}", f"top-1 {acc['top1']:.2f}%  top-5 {acc['top5']:.2f}%  (n={acc['n']})"))
         else:
             rows.append((f"accuracy {who}", str(acc)))
+    ph = rep.get("photos_top5")
+    if ph:
+        rows.append(("built-in photos", f"an accepted ImageNet class in the top 5 of {ph['hits']} of "
+                                        f"{ph['labelled']} labelled photos (FP32 ONNX)"))
     ag = rep.get("agreement")
     if ag:
         rows.append(("agreement", f"top-1 {ag['top1_agreement']:.1f}%  cosine {ag['mean_cosine']:.5f}"))

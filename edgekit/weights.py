@@ -53,7 +53,8 @@ def load(card: ModelCard, weights: str = "imagenet", num_classes: int | None = N
                                "pass --weights PATH to your checkpoint or --weights random")
         model = card.build(1000)
         model.load_state_dict(_imagenet_state_dict(card))
-        return LoadedModel(model.eval(), "imagenet", 1000, card.categories, pretrained=True)
+        digest = sha256_file(card.package.path()) if card.package is not None else None
+        return LoadedModel(model.eval(), "imagenet", 1000, card.categories, digest, pretrained=True)
     if weights == "random":
         torch.manual_seed(seed)
         n = num_classes or 1000
@@ -63,6 +64,8 @@ def load(card: ModelCard, weights: str = "imagenet", num_classes: int | None = N
 
 
 def _imagenet_state_dict(card: ModelCard) -> dict:
+    if card.package is not None:  # shipped inside a package: offline, hash-checked
+        return card.package.state_dict()
     cache = hub_cache_path(card)
     try:
         return card.weights.get_state_dict(progress=False, check_hash=True)

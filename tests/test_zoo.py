@@ -21,7 +21,8 @@ def test_card_matches_real_model(name):
     last = [k for k, v in sd.items() if k.endswith("weight") and v.shape[0] == 1000][-1]
     assert last == card.classifier
     assert len(card.categories) == 1000 and card.categories[0] == "tench"
-    assert 0 < card.reference["acc1"] < card.reference["acc5"] < 100
+    acc5 = card.reference["acc5"]  # None where the authors publish none (EfficientNet-Lite)
+    assert 0 < card.reference["acc1"] < (acc5 if acc5 is not None else 100) <= 100
 
 
 @pytest.mark.parametrize("name", ["squeezenet1_1", "mobilenet_v2", "efficientnet_b0", "efficientnet_b3"])

@@ -22,7 +22,8 @@ def test_export_and_profile_every_model(name, cli, tmp_path):
     assert rep["verification"]["passed"] and rep["verification"]["top1_agreement"] == 100.0
     assert (out / "model.onnx").stat().st_size == rep["artifact"]["bytes"]
     # torchvision's "GFLOPS" are multiply-accumulates at the card's input size; ours are counted from the graph
-    assert rep["artifact"]["macs"] / 1e9 == pytest.approx(ref["gmacs"], rel=0.02)
+    if ref["gmacs"] is not None:  # a package card (EfficientNet-Lite) has no published MAC count
+        assert rep["artifact"]["macs"] / 1e9 == pytest.approx(ref["gmacs"], rel=0.02)
     assert rep["accuracy"] == {} and any("random weights" in n for n in rep["notes"])
     if name in HEAVY:
         return

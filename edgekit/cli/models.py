@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
 
 def models(all_: bool = typer.Option(False, "--all", help="Include the heavyweight comparison models."),
            as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """List the supported models and their reference figures (ImageNet-1k, torchvision weights)."""
+    """List the supported models and their published ImageNet-1k figures (n/a where the authors publish none)."""
     from rich.table import Table
 
     from ..progress import stdout_console
@@ -31,10 +31,14 @@ def models(all_: bool = typer.Option(False, "--all", help="Include the heavyweig
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    t = Table(title="edgekit models (reference: torchvision ImageNet-1k weights)")
+    t = Table(title="edgekit models (published ImageNet-1k figures of the default weights)")
     for col in ("model", "alias", "params (M)", "GMACs", "acc@1", "acc@5", "file (MB)", "preprocess"):
         t.add_column(col, justify="right" if col[0] in "pGaf" and col not in ("alias",) else "left")
     for r in rows:
-        t.add_row(r["name"], ", ".join(r["aliases"]), f"{r['params_m']:.2f}", f"{r['gmacs']:.3f}",
-                  f"{r['acc1']:.2f}", f"{r['acc5']:.2f}", f"{r['file_mb']:.1f}", r["input"])
+        t.add_row(r["name"], ", ".join(r["aliases"]), f"{r['params_m']:.2f}", _fmt(r["gmacs"], 3),
+                  _fmt(r["acc1"], 2), _fmt(r["acc5"], 2), _fmt(r["file_mb"], 1), r["input"])
     stdout_console().print(t)
+
+
+def _fmt(value, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
