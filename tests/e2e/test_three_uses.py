@@ -60,6 +60,7 @@ def test_use1_export_squeezenet_int8_then_profile(fresh):
     assert prof["artifact"]["qdq_nodes"] == rep["int8"]["qdq_nodes"]
 
 
+@pytest.mark.slow  # the bundle is built and checked in-process in test_tensorrt.py
 def test_use2_jetson_bundle(fresh, digits, digits_model):
     run("export", "mobilenet_v2", "--weights", digits_model[0], "--target", "jetson", "--calib-data", digits[0],
         "--calib-size", "128", "--eval-data", digits[1], "--out", "jet", *DIGITS_FLAGS, cwd=fresh)
@@ -87,6 +88,7 @@ def test_use2_jetson_bundle(fresh, digits, digits_model):
         assert r.returncode == 2 and "pip install 'edgekit[tensorrt]'" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # check's verdicts run in-process in test_recipes_check.py
 def test_use3_ci_size_regression_gate(fresh, digits_model):
     """A baseline committed in a git repo; the pruning is removed, the gate fails; restored, it passes."""
     repo = fresh / "repo"
