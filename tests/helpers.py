@@ -31,29 +31,40 @@ def write_digits(root: Path, test_fraction: float = 0.2, seed: int = 0) -> tuple
 
 
 def train_digits_model(train_dir: Path, epochs: int = 12, seed: int = 0):
-    """torchvision MobileNetV2 with 10 classes, trained on the digits folder through edgekit's own reader."""
+    """torchvision MobileNetV2 with 10 classes, trained on the digits folder through edgekit's own reader.
+
+    Deterministic on one machine (seeded, one thread, deterministic kernels); across CPUs the float kernels
+    differ, so the tests load the committed result (tests/assets/digits_mnv2.pt), not a fresh training."""
     import torch
     import torchvision
 
     from edgekit.data import load_array, scan
     from edgekit.preprocess import Preprocess
 
-    torch.manual_seed(seed)
-    x, y = load_array(scan(train_dir, num_classes=10), Preprocess(**DIGITS_PRE))
-    x, y = torch.from_numpy(x), torch.from_numpy(y).long()
-    model = torchvision.models.mobilenet_v2(num_classes=10)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    steps = epochs * ((len(x) + 63) // 64)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-    t0 = time.time()
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(x))
-        for i in range(0, len(x), 64):
-            b = perm[i:i + 64]
-            loss = torch.nn.functional.cross_entropy(model(x[b]), y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.eval(), time.time() - t0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        torch.manual_seed(seed)
+        x, y = load_array(scan(train_dir, num_classes=10), Preprocess(**DIGITS_PRE))
+        x, y = torch.from_numpy(x), torch.from_numpy(y).long()
+        model = torchvision.models.mobilenet_v2(num_classes=10)
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+        steps = epochs * ((len(x) + 63) // 64)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+        order = torch.Generator().manual_seed(seed)
+        t0 = time.time()
+        model.train()
+        for _ in range(epochs):
+            perm = torch.randperm(len(x), generator=order)
+            for i in range(0, len(x), 64):
+                b = perm[i:i + 64]
+                loss = torch.nn.functional.cross_entropy(model(x[b]), y[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+        return model.eval(), time.time() - t0
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_num_threads(threads)

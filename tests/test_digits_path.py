@@ -32,8 +32,10 @@ def test_export_keeps_accuracy(exported):
     out, rep = exported
     acc_t, acc_o = rep["accuracy"]["torch"], rep["accuracy"]["onnxruntime"]
     assert acc_t["n"] == 359
-    assert acc_t["top1"] >= 90.0, "the digits model should learn; see helpers.train_digits_model"
-    assert abs(acc_t["top1"] - acc_o["top1"]) <= 0.5
+    # 359 images: 1 image = 0.28 points. The committed model scores 97.21% (349/359); 95% leaves 8 images for
+    # another CPU's float kernels. ONNX Runtime vs torch: at most one image apart (verification wants 100% agreement)
+    assert acc_t["top1"] >= 95.0, "see tests/assets/make_digits_model.py"
+    assert abs(acc_t["top1"] - acc_o["top1"]) <= 0.3
     v = rep["verification"]
     assert v["passed"] and v["top1_agreement"] == 100.0 and v["max_abs_diff"] < 1e-3
     assert rep["images"]["converted_to_rgb"] == {"L": 359}  # the digits are greyscale PNGs
@@ -79,18 +81,23 @@ def test_profile_reports_same_accuracy(exported, digits, cli, tmp_path):
 
 
 def test_profile_agreement_without_labels(exported, digits, cli, tmp_path):
+    """Unlabelled images and an FP16 reference: agreement is measured between two different files."""
     out, _ = exported
+    code, _, err = cli("export", out / "model.onnx", "--fp16", "--out", tmp_path / "h")
+    assert code == 0, err
     unlabelled = tmp_path / "imgs"
     unlabelled.mkdir()
     for p in sorted((digits[1] / "3").iterdir())[:12]:
         (unlabelled / p.name).write_bytes(p.read_bytes())
     code, _, err = cli("profile", out / "model.onnx", "--eval-data", unlabelled, "--reference",
-                       out / "model.onnx", "--repeats", "5", "--out", tmp_path / "p")
+                       tmp_path / "h" / "model_fp16.onnx", "--repeats", "5", "--out", tmp_path / "p")
     assert code == 0, err
     prof = json.loads((tmp_path / "p" / "report.json").read_text())
     assert "accuracy" not in prof
-    assert prof["agreement"]["top1_agreement"] == 100.0 and prof["agreement"]["n"] == 12
-    assert prof["agreement"]["mean_cosine"] == pytest.approx(1.0, abs=1e-6)
+    ag = prof["agreement"]
+    assert ag["n"] == 12 and ag["top1_agreement"] >= 100.0 * 11 / 12  # at most one of 12 images may flip
+    # half precision moves the logits a little, never by much: compared with itself the difference would be 0
+    assert 0 < ag["max_abs_diff"] < 0.1 and ag["mean_cosine"] == pytest.approx(1.0, abs=1e-4)
 
 
 def test_torch_backend_profile(digits_model, digits, cli, tmp_path):
@@ -100,7 +107,7 @@ def test_torch_backend_profile(digits_model, digits, cli, tmp_path):
     assert code == 0, err
     prof = json.loads((tmp_path / "t" / "report.json").read_text())
     assert prof["backend"]["backend"] == "torch" and prof["accuracy"]["torch"]["n"] == 100
-    assert prof["accuracy"]["torch"]["top1"] >= 90.0
+    assert prof["accuracy"]["torch"]["top1"] >= 90.0  # 100 images, 1 image = 1 point: 7 images under the model's 97
     assert prof["artifact"]["params"] == sum(p.numel() for p in digits_model[1].parameters())
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import pkgutil
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import edgekit
 
@@ -32,7 +33,11 @@ def test_help_of_every_command():
 
 
 def test_version_in_one_place():
+    """pyproject.toml holds the version; the package reads it from the installed metadata, never repeats it."""
     from importlib.metadata import version
 
     assert edgekit.__version__ == version("edgekit")
-    assert [m.name for m in pkgutil.iter_modules(edgekit.__path__) if m.name == "__init__"] == []
+    root = Path(edgekit.__file__).parent
+    literal = re.compile(r"""__version__\s*=\s*["']\d+\.\d+|["']""" + re.escape(version("edgekit")) + """["']""")
+    repeated = [str(p.relative_to(root)) for p in sorted(root.rglob("*.py")) if literal.search(p.read_text())]
+    assert repeated == [], f"the version is written out in {repeated}: read it with importlib.metadata"

@@ -190,9 +190,13 @@ def test_cache_reuse_is_byte_identical_and_keyed(int8_export, digits, digits_pre
 def test_second_cli_run_reuses_cache(digits, digits_model, cli, tmp_path):
     args = ["export", "mobilenet_v2", "--weights", digits_model[0], "--int8", "--calib-data", digits[0],
             "--calib-size", "100", "--calib-cache", tmp_path / "c.json", *DIGITS_FLAGS]
-    assert cli(*args, "--out", tmp_path / "a")[0] == 0
-    code, stdout, err = cli(*args, "--out", tmp_path / "b")
-    assert code == 0, err and "cache hit" in stdout
+    code, _, err = cli(*args, "--out", tmp_path / "a")
+    assert code == 0, err
+    assert json.loads((tmp_path / "a" / "report.json").read_text())["int8"]["cache"]["hit"] is False
+    code, _, err = cli(*args, "--out", tmp_path / "b")
+    assert code == 0, err
+    cache = json.loads((tmp_path / "b" / "report.json").read_text())["int8"]["cache"]
+    assert cache["hit"] is True and cache["file"] == str(tmp_path / "c.json")  # the second run read the ranges
     assert (tmp_path / "a" / "model_int8.onnx").read_bytes() == (tmp_path / "b" / "model_int8.onnx").read_bytes()
     code, _, _ = cli(*args[:-len(DIGITS_FLAGS)], "--calib-method", "entropy", *DIGITS_FLAGS, "--out", tmp_path / "c")
     rep = json.loads((tmp_path / "c" / "report.json").read_text())

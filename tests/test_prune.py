@@ -27,8 +27,10 @@ def _onnx_counts(model, path):
     return m, count_params(m), count_macs(m)
 
 
-@pytest.mark.parametrize("ratio", [0.5, 0.3])
-@pytest.mark.parametrize("name", FAMILIES)
+# Every family at ratio 0.5, and MobileNetV2 at 0.3 too, by default; the other 0.3 runs repeat the same
+# dependency-graph code on the same graphs and run under `pytest -m slow` (as .ci/run does).
+@pytest.mark.parametrize("name,ratio", [(n, 0.5) for n in FAMILIES] + [
+    (n, 0.3) if n == "mobilenet_v2" else pytest.param(n, 0.3, marks=pytest.mark.slow) for n in FAMILIES])
 def test_family_prunes_and_stays_valid(name, ratio, tmp_path):
     import onnxruntime as ort
 
@@ -122,6 +124,9 @@ def test_prune_finetune_recovers_accuracy(digits, digits_model, cli, tmp_path):
     assert base - cut > base - tuned  # without fine-tuning the drop is larger, and it is reported
     assert st["pruned"]["params"] < 0.6 * st["unpruned"]["params"]
     assert len(rep["finetune"]["history"]) == 4 and rep["finetune"]["best_epoch"] >= 1
+    # the epoch is chosen on a tenth of the 1437 fine-tuning images, not on the 359 evaluation images reported
+    assert rep["finetune"]["selection"]["images"] == 144
+    assert all(h["selection"] is not None and h["held_out"] > 0 for h in rep["finetune"]["history"])
     assert "finetuned" in stdout and (out / "plan.json").exists()
     # rebuild from the plan through export: the same outputs as the pruned ONNX
     code, _, err = cli("export", "mobilenet_v2", "--plan", out / "plan.json", "--weights",
@@ -169,7 +174,7 @@ def test_finetune_resumes_after_interruption(digits, digits_model, digits_pre, t
 
     def interrupt_after_first_epoch(*a):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 3:  # two scores per epoch (selection, then the reported held-out figure)
             raise KeyboardInterrupt
         return real_score(*a)
 

@@ -12,7 +12,15 @@ HEAVY = {"vgg16", "alexnet", "densenet121", "resnet50", "resnext50_32x4d", "goog
          "efficientnet_b2", "efficientnet_b3"}
 
 
-@pytest.mark.parametrize("name", list_models())
+# The default run exports one model of each edge family (each family has its own exporter and MAC-count
+# quirks) and one comparison model (the export-only branch); the other variants and the large comparison
+# models (VGG16 alone is a 550 MB ONNX file) run under `pytest -m slow`, which .ci/run runs too.
+DEFAULT = {"squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x0_5", "efficientnet_b0",
+           "mnasnet1_0", "resnet18"}
+
+
+@pytest.mark.parametrize("name", [n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in list_models()])
 def test_export_and_profile_every_model(name, cli, tmp_path):
     out = tmp_path / name
     code, stdout, err = cli("export", name, "--weights", "random", "--out", out)
