@@ -19,6 +19,8 @@ import numpy as np
 from .errors import BudgetExceededError, EdgekitError
 
 BUNDLE_VERSION = 1
+# the TensorRT releases a Jetson runs: 10.3 on JetPack 6.x (Orin), 11.4.1 on JetPack 7.2.2+ (AGX Orin, Thor)
+TRT_ON_JETSON = ((10, 3, 0), (11, 4, 1))
 REQUIRED = {"edgekit_bundle": int, "model": str, "precision": str, "onnx": str, "input_name": str,
             "input_shape": list, "preprocess": dict, "num_classes": int, "files": dict, "samples": str,
             "expected": dict, "tolerance": dict, "build": dict}
@@ -89,10 +91,11 @@ def write_bundle(folder: Path, model_name: str, onnx_path: Path, precision: str,
     graph = graph_facts(folder / onnx_path.name)
     opts = BuildOptions(**{**build, "precision": precision})
     engine = onnx_path.stem + ".engine"
-    lines = {f"tensorrt{m}": trtexec_command(onnx_path.name, engine, opts, m, graph) for m in (10, 11)}
+    lines = {f"tensorrt{v[0]}": trtexec_command(onnx_path.name, engine, opts, v, graph) for v in TRT_ON_JETSON}
     atomic_write_text(folder / "trtexec.sh", "#!/bin/sh\n# the engine edgekit build makes, with trtexec instead\n"
-                      f"# TensorRT 10.x (JetPack 6):\n{lines['tensorrt10']}\n# TensorRT 11.x (JetPack 7.2+):\n"
-                      f"# {lines['tensorrt11']}\n")
+                      f"# TensorRT 10.3 (JetPack 6.x, Orin):\n{lines['tensorrt10']}\n"
+                      "# TensorRT 11.4.1+ (JetPack 7.2.2+, AGX Orin and Thor; 11.0-11.3 never ran on Jetson and had "
+                      f"no DLA):\n# {lines['tensorrt11']}\n")
     ag = agreement(lowp_logits, fp32_logits)
     expected = {"agreement": ag["top1_agreement"], "mean_cosine": ag["mean_cosine"],
                 "top1": accuracy(lowp_logits, y)["top1"] if y is not None else None,
