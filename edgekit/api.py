@@ -368,7 +368,7 @@ def _engine_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, 
         rows = engine_gpu_rows(r, x, timing, progress)
         max_batch = r.max_batch
         backend = r.describe()
-    rows += torch_cuda_rows(source, x, max_batch, timing, progress, notes)
+    rows += torch_cuda_rows(source, onnx_path, x, max_batch, timing, progress, notes)
     quality = {"agreement_with_fp32": agreement(logits, ref)}
     if y is not None and source.pretrained:
         quality["accuracy"] = accuracy(logits, y)
@@ -427,7 +427,7 @@ def profile_model(model: str, out: str | os.PathLike | None = None, backend: str
                 from .gpu_compare import engine_gpu_rows, relative_to, torch_cuda_rows
 
                 rows = engine_gpu_rows(runner, x, timing, progress)
-                rows += torch_cuda_rows(source, x, runner.max_batch, timing, progress, notes)
+                rows += torch_cuda_rows(source, source.onnx_path, x, runner.max_batch, timing, progress, notes)
                 measured["gpu_side_by_side"] = relative_to(rows, "torch fp32")
             ref_logits = None
             if ref_src is not None:

@@ -207,3 +207,41 @@ def test_onnxruntime_refuses_a_silent_provider_downgrade(tmp_path, monkeypatch):
     sess = session_from_onnx(tmp_path / "t.onnx", "cpu")
     x = np.zeros((1, 3, 8, 8), np.float32)
     assert sess.get_providers()[0] == "CPUExecutionProvider" and sess.run(None, {sess.get_inputs()[0].name: x})
+
+
+# --- the PyTorch side by side times the engine's own model, or nothing --------------------------------------
+
+def test_same_network_rule():
+    from edgekit.gpu_compare import same_network
+
+    a = [(16, 3, 3, 3), (32, 16, 1, 1)]
+    assert same_network(a, list(a), "s", "s") is None and same_network(a, list(a), None, "t") is None
+    assert same_network(a, [(11, 3, 3, 3), (32, 11, 1, 1)], None, None) == (
+        "2 of 2 convolution weights differ in shape (a pruned or otherwise changed network)")
+    assert "the weights differ" in same_network(a, list(a), "a" * 64, "b" * 64)
+
+
+def test_pruned_onnx_gets_no_unpruned_pytorch_twin(tmp_path):
+    """`export --prune`: the ONNX's metadata names squeezenet1_1 and its weights; reopening those gives the unpruned
+    network, which must not be timed against the pruned engine (nor random weights in its place)."""
+    from edgekit.api import export_model
+    from edgekit.gpu_compare import conv_shapes_onnx, conv_shapes_torch, torch_twin
+    from edgekit.onnxinfo import load_checked
+    from edgekit.source import PreprocessOverrides, open_model, open_onnx
+
+    small = PreprocessOverrides(64, 64)
+    for name, ratio in (("plain", None), ("pruned", 0.3)):
+        export_model("squeezenet1_1", tmp_path / name, weights="random", overrides=small, prune_ratio=ratio,
+                     threads=1)
+    notes: list[str] = []
+    plain = torch_twin(open_onnx(tmp_path / "plain/model.onnx"), tmp_path / "plain/model.onnx", notes)
+    assert notes == [] and conv_shapes_torch(plain) == conv_shapes_onnx(load_checked(tmp_path / "plain/model.onnx"))
+    pruned_src = open_onnx(tmp_path / "pruned/model.onnx")
+    assert torch_twin(pruned_src, tmp_path / "pruned/model.onnx", notes) is None
+    assert len(notes) == 1 and notes[0].startswith("no PyTorch side by side: squeezenet1_1 opened from its weights "
+                                                   "is not the network in model.onnx (")
+    assert "convolution weights differ in shape" in notes[0] and "random" not in notes[0]
+    # exporting, the source's own (pruned) module is the twin, copied so the GPU run leaves it alone
+    src = open_model("squeezenet1_1", "random", overrides=small)
+    twin = torch_twin(src, None, notes)
+    assert twin is not src.torch_model and conv_shapes_torch(twin) == conv_shapes_torch(src.torch_model)

@@ -294,7 +294,7 @@ def test_torch_cuda_side_by_side(digits_model, digits, digits_pre):
                      overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
     x, _ = load_array(scan(digits[1], num_classes=10).subset(range(8)), digits_pre)
     notes: list[str] = []
-    rows = torch_cuda_rows(src, x, 16, TimingOptions(warmup=5, repeats=20), None, notes)
+    rows = torch_cuda_rows(src, None, x, 16, TimingOptions(warmup=5, repeats=20), None, notes)
     assert [(r["runtime"], r["batch"]) for r in rows] == [("torch fp32", 1), ("torch fp32", 16),
                                                           ("torch fp16 channels_last", 1),
                                                           ("torch fp16 channels_last", 16)]
