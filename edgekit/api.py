@@ -328,6 +328,8 @@ def _bundle_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, 
     from .backends.onnxruntime import OnnxRuntimeRunner
     from .jetson import write_bundle
 
+    build = dict(build)
+    budgets = build.pop("budgets", None)  # a recipe's latency budget, for the board to check
     precision = "int8" if "int8" in extra else "fp16" if "fp16" in extra else None
     if precision is None:
         raise EdgekitError("a Jetson bundle carries an INT8 or FP16 model: add --int8 or --fp16")
@@ -341,7 +343,7 @@ def _bundle_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, 
         got = run_batched(r, xs)
     labels = y[:256] if (y is not None and source.pretrained) else None
     manifest = write_bundle(tmp / "bundle", source.name, lowp, precision, source.preprocess.to_dict(),
-                            source.categories, source.num_classes, xs, labels, ref, got, build, None,
+                            source.categories, source.num_classes, xs, labels, ref, got, build, budgets,
                             report_mod.environment(threads))
     return {"folder": "bundle", "expected": manifest["expected"], "trtexec": manifest["trtexec"]}
 

@@ -176,6 +176,9 @@ def judge(manifest: dict, measured: dict) -> list[str]:
     if exp.get("top1") is not None and measured.get("top1") is not None:
         if measured["top1"] < exp["top1"] - tol["top1_points"]:
             out.append(f"top-1 {measured['top1']:.2f}% < host {exp['top1']:.2f}% - {tol['top1_points']}")
+    limit = (manifest.get("budgets") or {}).get("max_latency_ms")
+    if limit is not None and measured.get("latency_ms") is not None and measured["latency_ms"] > limit:
+        out.append(f"batch-1 latency {measured['latency_ms']:.3f} ms > the recipe's budget {limit} ms")
     return out
 
 
@@ -214,7 +217,8 @@ def build_bundle(bundle: str | Path, out: str | Path | None = None, repeats: int
             gpu_rows = engine_gpu_rows(r, x, TimingOptions(warmup=20, repeats=repeats), None)
             backend = r.describe()
         measured = {"agreement": agreement(logits, ref)["top1_agreement"],
-                    "top1": accuracy(logits, labels)["top1"] if labels is not None else None}
+                    "top1": accuracy(logits, labels)["top1"] if labels is not None else None,
+                    "latency_ms": latency_stats(e2e)["median_ms"]}
         failures = judge(doc, measured)
         rep = report_mod.new_report(
             "build", model={"name": doc["model"]}, precision=doc["precision"], backend=backend, build=build,
