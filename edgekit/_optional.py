@@ -8,8 +8,9 @@ from types import ModuleType
 from .errors import MissingDependencyError
 
 _HINTS = {
-    "tensorrt": "pip install 'edgekit[tensorrt]' (needs an NVIDIA GPU and driver)",
-    "cuda.bindings": "pip install 'edgekit[tensorrt]' (cuda-python; needs an NVIDIA GPU and driver)",
+    "tensorrt": "pip install 'edgekit[tensorrt]' (CUDA 12) or 'edgekit[tensorrt-cu13]' (driver 580.65+); needs an "
+                "NVIDIA GPU and driver",
+    "cuda.bindings": "pip install 'cuda-python>=12,<13' (CUDA 12) or 'cuda-python>=13,<14' (driver 580.65+)",
     "pycuda": "pip install pycuda (needs an NVIDIA GPU and the CUDA toolkit)",
     "openvino": "pip install 'edgekit[openvino]'",
     "nncf": "pip install 'edgekit[openvino]'",

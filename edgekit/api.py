@@ -340,6 +340,8 @@ def _bundle_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, 
     from .backends.onnxruntime import OnnxRuntimeRunner
     from .jetson import write_bundle
 
+    build = dict(build)
+    budgets = build.pop("budgets", None)  # a recipe's latency budget, for the board to check
     precision = "int8" if "int8" in extra else "fp16" if "fp16" in extra else None
     if precision is None:
         raise EdgekitError("a Jetson bundle carries an INT8 or FP16 model: add --int8 or --fp16")
@@ -353,7 +355,7 @@ def _bundle_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, 
         got = run_batched(r, xs)
     labels = y[:256] if (y is not None and source.pretrained) else None
     manifest = write_bundle(tmp / "bundle", source.name, lowp, precision, source.preprocess.to_dict(),
-                            source.categories, source.num_classes, xs, labels, ref, got, build, None,
+                            source.categories, source.num_classes, xs, labels, ref, got, build, budgets,
                             report_mod.environment(threads))
     return {"folder": "bundle", "expected": manifest["expected"], "trtexec": manifest["trtexec"]}
 
@@ -380,7 +382,7 @@ def _engine_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, 
         rows = engine_gpu_rows(r, x, timing, progress)
         max_batch = r.max_batch
         backend = r.describe()
-    rows += torch_cuda_rows(source, x, max_batch, timing, progress, notes)
+    rows += torch_cuda_rows(source, onnx_path, x, max_batch, timing, progress, notes)
     quality = {"agreement_with_fp32": agreement(logits, ref)}
     if y is not None and source.pretrained:
         quality["accuracy"] = accuracy(logits, y)
@@ -439,7 +441,7 @@ def profile_model(model: str, out: str | os.PathLike | None = None, backend: str
                 from .gpu_compare import engine_gpu_rows, relative_to, torch_cuda_rows
 
                 rows = engine_gpu_rows(runner, x, timing, progress)
-                rows += torch_cuda_rows(source, x, runner.max_batch, timing, progress, notes)
+                rows += torch_cuda_rows(source, source.onnx_path, x, runner.max_batch, timing, progress, notes)
                 measured["gpu_side_by_side"] = relative_to(rows, "torch fp32")
             ref_logits = None
             if ref_src is not None:

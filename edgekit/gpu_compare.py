@@ -40,28 +40,80 @@ def engine_gpu_rows(runner, x: np.ndarray, timing: TimingOptions, progress) -> l
     return out
 
 
-def torch_cuda_rows(source, x: np.ndarray, max_batch: int, timing: TimingOptions, progress,
-                    notes: list[str]) -> list[dict]:
-    """PyTorch eager FP32 and FP16 (channels_last) on the GPU, for the model the ONNX was exported from."""
-    from .backends.torch import TorchRunner
+def conv_shapes_onnx(model) -> list[tuple[int, ...]]:
+    """Every 4-D weight of the graph (convolutions; FP32, FP16 or the int8 behind a Q/DQ), sorted."""
+    return sorted(tuple(int(d) for d in t.dims) for t in model.graph.initializer if len(t.dims) == 4)
+
+
+def conv_shapes_torch(module) -> list[tuple[int, ...]]:
+    return sorted(tuple(p.shape) for p in module.parameters() if p.dim() == 4)
+
+
+def same_network(onnx_shapes: list, torch_shapes: list, onnx_sha: str | None, torch_sha: str | None) -> str | None:
+    """None when the PyTorch model is the one the ONNX came from (every convolution's shape, the same weights
+    file), else why not: a pruned export has fewer channels than the zoo model its metadata names."""
+    if onnx_shapes != torch_shapes:
+        diff = sum(a != b for a, b in zip(onnx_shapes, torch_shapes)) + abs(len(onnx_shapes) - len(torch_shapes))
+        return (f"{diff} of {len(onnx_shapes)} convolution weights differ in shape (a pruned or otherwise changed "
+                "network)")
+    if onnx_sha and torch_sha and onnx_sha != torch_sha:
+        return f"the weights differ (sha256 {torch_sha[:12]} here, {onnx_sha[:12]} in the ONNX's metadata)"
+    return None
+
+
+def torch_twin(source, onnx_path, notes: list[str]):
+    """The PyTorch model the engine was built from, or None with the reason in ``notes``.
+
+    When exporting, the source's own module (pruned, when --prune cut it). For an ONNX file, the zoo model and
+    weights its metadata names, only when it is the same network; never random weights, which would time
+    another model and make the speed-up favour TensorRT.
+    """
+    import copy
+
     from .errors import EdgekitError
     from .source import open_model
 
-    name = source.name
+    if source.torch_model is not None:
+        return copy.deepcopy(source.torch_model)  # the runner moves it to the GPU; the source stays as it is
+    from .onnxinfo import load_checked
+
     try:
-        model = open_model(name, source.weights).torch_model
-    except EdgekitError:
-        try:
-            model = open_model(name, "random").torch_model
-        except EdgekitError as exc:
-            notes.append(f"no PyTorch side by side: {exc}")
-            return []
-        notes.append(f"PyTorch side by side ran {name} with random weights (its weights were not found here); "
-                     "latency does not depend on the weight values, only agreement would")
+        twin = open_model(source.name, source.weights)
+    except EdgekitError as exc:
+        notes.append(f"no PyTorch side by side: the model {source.name!r} with weights {source.weights!r} named in "
+                     f"{onnx_path.name} cannot be opened here ({exc})")
+        return None
+    why = same_network(conv_shapes_onnx(load_checked(onnx_path)), conv_shapes_torch(twin.torch_model),
+                       source.weights_sha256, twin.weights_sha256)
+    if why is not None:
+        notes.append(f"no PyTorch side by side: {source.name} opened from its weights is not the network in "
+                     f"{onnx_path.name} ({why}); run `edgekit export ... --backend tensorrt` from the source model")
+        return None
+    return twin.torch_model
+
+
+def torch_cuda_rows(source, onnx_path, x: np.ndarray, max_batch: int, timing: TimingOptions, progress,
+                    notes: list[str]) -> list[dict]:
+    """PyTorch eager FP32 and FP16 (channels_last) on the GPU, for the very model the engine was built from."""
+    from pathlib import Path
+
+    from .backends.torch import TorchRunner
+
+    model = torch_twin(source, Path(onnx_path) if onnx_path else None, notes)
+    if model is None:
+        return []
     rows = []
     for label, fp16 in (("torch fp32", False), ("torch fp16 channels_last", True)):
-        with TorchRunner(model, "cuda", fp16=fp16, channels_last=fp16, input_shape=source.input_shape) as r:
+        with TorchRunner(copy_of(model), "cuda", fp16=fp16, channels_last=fp16,
+                         input_shape=source.input_shape) as r:
             for batch in sorted({1, max_batch}):
                 e2e = time_runner(r, batch_of(x, batch), timing, progress, desc=f"{label}, batch {batch}")
                 rows.append(row(label, batch, e2e, None))
     return rows
+
+
+def copy_of(model):
+    """A fresh copy per run: the FP16 run converts the module in place."""
+    import copy
+
+    return copy.deepcopy(model)

@@ -19,6 +19,34 @@ import numpy as np
 from .errors import BudgetExceededError, EdgekitError
 
 BUNDLE_VERSION = 1
+# the TensorRT releases a Jetson runs: 10.3 on JetPack 6.x (Orin), 11.4.1 on JetPack 7.2.2+ (AGX Orin, Thor)
+TRT_ON_JETSON = ((10, 3, 0), (11, 4, 1))
+# what `edgekit build` and `edgekit doctor` import on the board (checked with torch blocked, tests/test_board.py):
+# installed with --no-deps beside these, edgekit leaves JetPack's own PyTorch alone
+BOARD_REQUIREMENTS = ("numpy>=1.24", "onnx>=1.16", "onnxruntime>=1.18", "typer>=0.12", "rich>=13")
+
+
+def bundle_readme(model: str, precision: str) -> str:
+    """The bundle's own README: how to install edgekit on the board without touching its torch, and build."""
+    reqs = " ".join(f"'{r}'" for r in BOARD_REQUIREMENTS)
+    return f"""# {model} ({precision.upper()}) for TensorRT on the board
+
+Built on the host by `edgekit export --target jetson`. On the board (JetPack ships TensorRT):
+
+```bash
+# edgekit without PyTorch: `edgekit build` and `edgekit doctor` need no torch, and a plain
+# `pip install edgekit` would pull one from the package index over JetPack's own build
+pip install --no-deps edgekit
+pip install {reqs}
+pip install 'cuda-python>=12,<13'   # JetPack 6.x (CUDA 12.6, TensorRT 10.3); JetPack 7.x: 'cuda-python>=13,<14'
+edgekit doctor --backend tensorrt   # versions, GPU, nvpmodel, clocks, and a tiny engine built and checked
+sudo jetson_clocks                  # optional: locked clocks make the timings repeatable (doctor reports it)
+edgekit build .                     # engine, GPU compute and end-to-end time, agreement with the host
+```
+
+`trtexec.sh` holds the same build with trtexec for TensorRT 10.3 (JetPack 6.x) and 11.4.1+ (JetPack 7.2.2+;
+TensorRT 11.0-11.3 never ran on Jetson and had no DLA). The Orin Nano has no DLA.
+"""
 REQUIRED = {"edgekit_bundle": int, "model": str, "precision": str, "onnx": str, "input_name": str,
             "input_shape": list, "preprocess": dict, "num_classes": int, "files": dict, "samples": str,
             "expected": dict, "tolerance": dict, "build": dict}
@@ -89,10 +117,12 @@ def write_bundle(folder: Path, model_name: str, onnx_path: Path, precision: str,
     graph = graph_facts(folder / onnx_path.name)
     opts = BuildOptions(**{**build, "precision": precision})
     engine = onnx_path.stem + ".engine"
-    lines = {f"tensorrt{m}": trtexec_command(onnx_path.name, engine, opts, m, graph) for m in (10, 11)}
+    lines = {f"tensorrt{v[0]}": trtexec_command(onnx_path.name, engine, opts, v, graph) for v in TRT_ON_JETSON}
     atomic_write_text(folder / "trtexec.sh", "#!/bin/sh\n# the engine edgekit build makes, with trtexec instead\n"
-                      f"# TensorRT 10.x (JetPack 6):\n{lines['tensorrt10']}\n# TensorRT 11.x (JetPack 7.2+):\n"
-                      f"# {lines['tensorrt11']}\n")
+                      f"# TensorRT 10.3 (JetPack 6.x, Orin):\n{lines['tensorrt10']}\n"
+                      "# TensorRT 11.4.1+ (JetPack 7.2.2+, AGX Orin and Thor; 11.0-11.3 never ran on Jetson and had "
+                      f"no DLA):\n# {lines['tensorrt11']}\n")
+    atomic_write_text(folder / "README.md", bundle_readme(model_name, precision))
     ag = agreement(lowp_logits, fp32_logits)
     expected = {"agreement": ag["top1_agreement"], "mean_cosine": ag["mean_cosine"],
                 "top1": accuracy(lowp_logits, y)["top1"] if y is not None else None,
@@ -101,7 +131,7 @@ def write_bundle(folder: Path, model_name: str, onnx_path: Path, precision: str,
         "edgekit_bundle": BUNDLE_VERSION, "model": model_name, "precision": precision, "onnx": onnx_path.name,
         "input_name": graph.input_name, "input_shape": [1, *x.shape[1:]], "preprocess": preprocess,
         "categories": categories, "num_classes": num_classes, "samples": "samples.npz",
-        "files": {n: sha256_file(folder / n) for n in (onnx_path.name, "samples.npz", "trtexec.sh")},
+        "files": {n: sha256_file(folder / n) for n in (onnx_path.name, "samples.npz", "trtexec.sh", "README.md")},
         "expected": expected, "tolerance": tolerance or {"agreement_points": 2.0, "top1_points": 1.0},
         "budgets": budgets or {}, "build": {**build, "precision": precision}, "trtexec": lines, "host": host,
     }
@@ -146,6 +176,9 @@ def judge(manifest: dict, measured: dict) -> list[str]:
     if exp.get("top1") is not None and measured.get("top1") is not None:
         if measured["top1"] < exp["top1"] - tol["top1_points"]:
             out.append(f"top-1 {measured['top1']:.2f}% < host {exp['top1']:.2f}% - {tol['top1_points']}")
+    limit = (manifest.get("budgets") or {}).get("max_latency_ms")
+    if limit is not None and measured.get("latency_ms") is not None and measured["latency_ms"] > limit:
+        out.append(f"batch-1 latency {measured['latency_ms']:.3f} ms > the recipe's budget {limit} ms")
     return out
 
 
@@ -184,7 +217,8 @@ def build_bundle(bundle: str | Path, out: str | Path | None = None, repeats: int
             gpu_rows = engine_gpu_rows(r, x, TimingOptions(warmup=20, repeats=repeats), None)
             backend = r.describe()
         measured = {"agreement": agreement(logits, ref)["top1_agreement"],
-                    "top1": accuracy(logits, labels)["top1"] if labels is not None else None}
+                    "top1": accuracy(logits, labels)["top1"] if labels is not None else None,
+                    "latency_ms": latency_stats(e2e)["median_ms"]}
         failures = judge(doc, measured)
         rep = report_mod.new_report(
             "build", model={"name": doc["model"]}, precision=doc["precision"], backend=backend, build=build,

@@ -200,12 +200,31 @@ def out_dir(recipe: Recipe, path: str | Path) -> Path:
     return Path(recipe.out) if recipe.out else Path("edgekit-out") / Path(path).stem
 
 
+def for_board(recipe: Recipe) -> bool:
+    """A TensorRT recipe splits in two: the host exports up to the Jetson bundle, the board builds from it
+    (`edgekit build BUNDLE`), since engines are built on the GPU that runs them."""
+    return recipe.backend.name == "tensorrt"
+
+
+def board_build(recipe: Recipe) -> dict:
+    """The bundle's TensorRT build options (checked here, on the host, before any work)."""
+    from .backends.tensorrt import BuildOptions
+
+    b = recipe.backend
+    build = {k: v for k, v in (("workspace_mb", b.workspace_mb), ("dla_core", b.dla_core),
+                               ("builder_optimization_level", b.builder_optimization_level)) if v is not None}
+    BuildOptions(precision=recipe.quantize.precision, **build)
+    return build
+
+
 def steps(recipe: Recipe) -> list[str]:
     s = []
     if recipe.prune is not None:
         s.append("prune" + (" + fine-tune" if recipe.finetune else ""))
     s.append(f"export {recipe.quantize.precision}")
-    if recipe.profile is not None:
+    if for_board(recipe):
+        s += ["Jetson bundle (here)", "on the board: edgekit build BUNDLE (engine, profile, latency budget)"]
+    elif recipe.profile is not None:
         s.append(f"profile on {recipe.backend.name}/{recipe.backend.device}")
     if recipe.budgets is not None:
         s.append("check budgets")
@@ -222,12 +241,13 @@ def dry_run(recipe: Recipe) -> list[str]:
                     ("profile.eval_data", recipe.profile.eval_data if recipe.profile else None)):
         if p is not None and not Path(p).exists():
             problems.append(f"{what}: {p} does not exist")
-    if recipe.backend.name == "tensorrt":
-        import importlib.util
-
-        if importlib.util.find_spec("tensorrt") is None:
-            problems.append("backend tensorrt: TensorRT is not installed here (pip install 'edgekit[tensorrt]' on "
-                            "the NVIDIA target)")
+    if for_board(recipe):  # TensorRT is the board's: here only its build options are checked
+        if recipe.quantize.precision == "fp32":
+            problems.append("backend tensorrt: the Jetson bundle carries INT8 or FP16: set quantize.precision")
+        try:
+            board_build(recipe)
+        except EdgekitError as exc:
+            problems.append(f"backend: {exc}")
     return problems
 
 
@@ -264,12 +284,13 @@ def run(recipe: Recipe, out: Path, force: bool = False) -> dict:
                        recipe.export.dynamic_batch, recipe.export.opset, None, None, force,
                        int8=q.precision == "int8", fp16=q.precision == "fp16", quant=q.config(),
                        calib=CalibOptions(q.calib_data, q.calib_size, q.seed), max_drop=q.max_drop,
-                       threads=recipe.backend.threads, max_float_layers=q.max_float_layers, plan=plan)
+                       threads=recipe.backend.threads, max_float_layers=q.max_float_layers, plan=plan,
+                       jetson=_bundle_options(recipe) if for_board(recipe) else None)
     reports["export"] = rep
     artifact = out / "export" / (rep[q.precision]["file"] if q.precision in rep else "model.onnx")
     if "int8" in rep and not rep["int8"]["within_budget"]:
         raise BudgetExceededError(f"INT8 misses max_drop {q.max_drop}: best attempt kept as {artifact}")
-    if recipe.profile is not None:
+    if recipe.profile is not None and not for_board(recipe):
         from .profile import TimingOptions
 
         pr = recipe.profile
@@ -278,12 +299,22 @@ def run(recipe: Recipe, out: Path, force: bool = False) -> dict:
                                            TimingOptions(pr.warmup, pr.repeats, pr.batch), force=force)
     if recipe.budgets is not None:
         final = reports.get("profile") or rep
-        rows = gate(metrics(final), recipe.budgets)
+        # latency is the board's to measure: the bundle carries that budget to `edgekit build`
+        rows = gate(metrics(final), replace(recipe.budgets, max_latency_ms=None) if for_board(recipe) else
+                    recipe.budgets)
         reports["check"] = [vars(r) for r in rows]
         if not passed(rows):
             bad = ", ".join(f"{r.metric} {r.value} (limit {r.limit})" for r in rows if r.verdict != "pass")
             raise BudgetExceededError(f"recipe budgets missed: {bad}")
     return reports
+
+
+def _bundle_options(recipe: Recipe) -> dict:
+    """The bundle's build options and the budget the board checks (latency; the rest is checked here)."""
+    opts = board_build(recipe)
+    if recipe.budgets is not None and recipe.budgets.max_latency_ms is not None:
+        opts["budgets"] = {"max_latency_ms": recipe.budgets.max_latency_ms}
+    return opts
 
 
 def from_export_args(model: str, out, weights: str, eval_data, num_classes, overrides, dynamic_batch: bool,

@@ -73,9 +73,9 @@ def test_cache_key_covers_every_mismatch():
 def test_trtexec_lines_pin_the_timing_flags():
     line10 = trtexec_command("m.onnx", "m.engine", BuildOptions("fp16"), 10, FP32)
     assert "--fp16" in line10 and "--useCudaGraph" in line10 and "--int8" not in line10
-    line11 = trtexec_command("m.onnx", "m.engine", BuildOptions("int8", dla_core=0), 11, QDQ)
+    line11 = trtexec_command("m.onnx", "m.engine", BuildOptions("int8", dla_core=0), (11, 4, 1), QDQ)
     assert "--fp16" not in line11 and "--int8" not in line11 and "--stronglyTyped" not in line11
-    assert "--useDLACore=0 --allowGPUFallback" in line11 and "--noDataTransfers" in line11
+    assert "--useDLACore=0 --allowGPUFallback" in line11 and "--noDataTransfers" not in line11  # 11.x: a no-op
     dyn = trtexec_command("m.onnx", "m.engine", BuildOptions("fp32", dynamic_batch=(1, 4, 8)), 10, DYN)
     assert "--minShapes=input:1x3x224x224" in dyn and "--maxShapes=input:8x3x224x224" in dyn
 
@@ -294,7 +294,7 @@ def test_torch_cuda_side_by_side(digits_model, digits, digits_pre):
                      overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
     x, _ = load_array(scan(digits[1], num_classes=10).subset(range(8)), digits_pre)
     notes: list[str] = []
-    rows = torch_cuda_rows(src, x, 16, TimingOptions(warmup=5, repeats=20), None, notes)
+    rows = torch_cuda_rows(src, None, x, 16, TimingOptions(warmup=5, repeats=20), None, notes)
     assert [(r["runtime"], r["batch"]) for r in rows] == [("torch fp32", 1), ("torch fp32", 16),
                                                           ("torch fp16 channels_last", 1),
                                                           ("torch fp16 channels_last", 16)]

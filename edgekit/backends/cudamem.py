@@ -32,22 +32,65 @@ def choose_library(available: set[str], preferred: str | None = None) -> str:
                                  "(brings cuda-python) on a machine with an NVIDIA GPU")
 
 
-def installed_libraries() -> set[str]:
-    have = set()
-    if importlib.util.find_spec("cuda") is not None:
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be found (False also when it is blocked with ``sys.modules[name] = None``)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def probe_devices() -> dict[str, tuple[int, str | None]]:
+    """Per installed CUDA library: (devices it sees, why none). A library that imports is not a GPU: with no
+    driver, cuda-python imports and ``cudaGetDeviceCount`` answers ``cudaErrorInsufficientDriver``."""
+    found: dict[str, tuple[int, str | None]] = {}
+    if _importable("cuda"):
         try:
-            _cudart()
-            have.add("cuda-python")
-        except MissingDependencyError:
-            pass
-    if importlib.util.find_spec("pycuda") is not None:
-        have.add("pycuda")
-    if importlib.util.find_spec("torch") is not None:
+            rt = _cudart()
+            err, count = rt.cudaGetDeviceCount()
+            found["cuda-python"] = (int(count or 0), None) if int(err) == 0 else (0, _cuda_error(rt, err))
+        except MissingDependencyError as exc:
+            found["cuda-python"] = (0, str(exc))
+    if _importable("pycuda"):
+        try:
+            import pycuda.driver as drv
+
+            drv.init()
+            found["pycuda"] = (int(drv.Device.count()), None)
+        except Exception as exc:  # pycuda raises its own RuntimeError subclasses, or a bare RuntimeError
+            found["pycuda"] = (0, f"{type(exc).__name__}: {str(exc).strip()[:120]}")
+    if _importable("torch"):
         import torch
 
-        if torch.cuda.is_available():
-            have.add("torch")
-    return have
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        found["torch"] = (n, None if n else f"torch {torch.__version__} sees no CUDA device (built for "
+                          f"{'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU only'})")
+    return {k: (n, None if n else why or "0 devices") for k, (n, why) in found.items()}
+
+
+def _cuda_error(rt, err) -> str:
+    """``cudaErrorInsufficientDriver (35): CUDA driver version is insufficient ...`` from a cudaError_t."""
+    name = getattr(err, "name", str(err))
+    try:
+        _, text = rt.cudaGetErrorString(err)
+        text = text.decode() if isinstance(text, bytes) else str(text)
+    except Exception:  # the message is a courtesy; the name already says it
+        text = ""
+    return f"{name} ({int(err)}){': ' + text if text else ''}"
+
+
+def no_device_reason(probes: dict[str, tuple[int, str | None]]) -> str | None:
+    """None when some library sees a GPU, else one line saying what each library answered."""
+    if any(n > 0 for n, _ in probes.values()):
+        return None
+    if not probes:
+        return "no CUDA library is installed (cuda-python, pycuda or torch with CUDA)"
+    return "; ".join(f"{lib}: {why}" for lib, (_, why) in probes.items())
+
+
+def installed_libraries() -> set[str]:
+    """The CUDA libraries that are installed and see at least one device."""
+    return {lib for lib, (n, _) in probe_devices().items() if n > 0}
 
 
 def open_memory(preferred: str | None = None):

@@ -61,10 +61,15 @@ def session_from_onnx(path: str | Path, device: str = "cpu", threads: int | None
         so.profile_file_prefix = profile_prefix
     so.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), sess_options=so, providers=_PROVIDERS[device])
+        sess = ort.InferenceSession(str(path), sess_options=so, providers=_PROVIDERS[device])
     except Exception as exc:
         raise EdgekitError(f"onnxruntime cannot load {path} ({first_line(exc, 160)}): "
                            "check the file with `python -m onnx.checker` or re-export it") from None
+    used = sess.get_providers()[0]
+    if used != wanted:  # onnxruntime falls back when a provider fails to start, and says so only in its log
+        raise EdgekitError(f"onnxruntime started {path} on {used}, not {wanted} (the provider failed to start: "
+                           "check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs, or use --device cpu)")
+    return sess
 
 
 class OnnxRuntimeRunner(Runner):

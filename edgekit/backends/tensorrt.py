@@ -23,23 +23,39 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def require_tensorrt():
-    """The tensorrt module, or one line saying how to get it."""
+    """The tensorrt module, or one line saying what is missing: the package, or a native library it loads."""
     try:
         import tensorrt as trt
-    except ImportError:
-        raise MissingDependencyError("TensorRT is not installed: pip install 'edgekit[tensorrt]' on a machine with "
-                                     "an NVIDIA GPU (on Jetson it comes with JetPack)") from None
+    except ImportError as exc:
+        raise MissingDependencyError(missing_tensorrt_message(exc)) from None
     return trt
 
 
-def require_gpu():
-    """TensorRT and a CUDA device that something installed can reach, or one line saying what is missing."""
-    trt = require_tensorrt()
-    from .cudamem import installed_libraries
+def missing_tensorrt_message(exc: ImportError) -> str:
+    """Tell "not installed" from "installed, but a native library (a .so) is missing" (pure, for tests)."""
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "tensorrt":
+        return ("TensorRT is not installed: pip install 'edgekit[tensorrt]' (CUDA 12 wheels; 'edgekit[tensorrt-cu13]' "
+                "for CUDA 13, driver 580.65+) on a machine with an NVIDIA GPU (on Jetson it comes with JetPack)")
+    so = re.search(r"(lib[\w.+-]+\.so[\w.]*)", str(exc))
+    what = f"its native library {so.group(1)} cannot be loaded" if so else f"it fails to import ({exc})"
+    return (f"TensorRT's Python package is installed but {what}: install the matching TensorRT libraries "
+            "(pip install tensorrt-cu12-libs / tensorrt-cu13-libs, or JetPack's TensorRT on a Jetson) or add "
+            "their folder to LD_LIBRARY_PATH")
 
-    if not installed_libraries():
-        raise MissingDependencyError("TensorRT is installed but no NVIDIA GPU is reachable (neither cuda-python, "
-                                     "pycuda nor torch sees one): run on the GPU machine or the Jetson")
+
+def require_gpu():
+    """TensorRT and at least one CUDA device, or one line saying what is missing.
+
+    A GPU exists when some library counts a device (``cudaGetDeviceCount`` > 0), not when a CUDA library
+    imports: cuda-python imports fine on a machine without a driver.
+    """
+    trt = require_tensorrt()
+    from .cudamem import no_device_reason, probe_devices
+
+    why = no_device_reason(probe_devices())
+    if why is not None:
+        raise MissingDependencyError(f"TensorRT is installed but no NVIDIA GPU is reachable ({why}): run on the "
+                                     "GPU machine or the Jetson")
     return trt
 
 
@@ -133,6 +149,8 @@ def build_recipe(opts: BuildOptions, version: tuple[int, int, int], graph: Graph
         builder_flags.append("SPARSE_WEIGHTS")
     device = "GPU"
     if opts.dla_core is not None:
+        if (11, 0) <= tuple(version[:2]) < (11, 4):
+            raise EdgekitError(f"--dla-core: {no_dla_message(version)}")
         device = "DLA"
         builder_flags.append("GPU_FALLBACK")
     dynamic = any(d is None for d in graph.input_shape)
@@ -151,6 +169,17 @@ def build_recipe(opts: BuildOptions, version: tuple[int, int, int], graph: Graph
             "builder_optimization_level": opts.builder_optimization_level}
 
 
+def no_dla_message(version: tuple[int, int, int]) -> str:
+    """Why there is no DLA here, with the facts of TensorRT's DLA support per version and board."""
+    v = ".".join(map(str, version))
+    if (11, 0) <= tuple(version[:2]) < (11, 4):
+        return (f"TensorRT {v} has no DLA support (none in 11.0-11.3; TensorRT 11 reaches Jetson from 11.4.1, on "
+                "AGX Orin and Thor with JetPack 7.2.2+, DLA on AGX Orin; Orin on JetPack 6.x stays on TensorRT "
+                "10.3): drop --dla-core")
+    return (f"this device has no DLA (TensorRT {v} counts 0 DLA cores; the Orin Nano has none, AGX Orin and Orin NX "
+            "have them, under TensorRT 11 only from 11.4.1 on JetPack 7.2.2+): drop --dla-core")
+
+
 def cache_key(trt_version: str, gpu_name: str, compute_capability: tuple[int, int], opts: BuildOptions,
               onnx_sha256: str) -> str:
     """Engines are not portable across TensorRT versions or GPUs: all of these go into the key."""
@@ -159,12 +188,28 @@ def cache_key(trt_version: str, gpu_name: str, compute_capability: tuple[int, in
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def trtexec_command(onnx: str, engine: str, opts: BuildOptions, major: int, graph: GraphFacts) -> str:
-    """The equivalent trtexec line, with the timing flags pinned so 10.x and 11.x measure alike."""
-    recipe = build_recipe(opts, (major, 0, 0), graph)
+# trtexec's timing, pinned so that 10.x and 11.x measure the same thing: GPU compute with no host<->device
+# copies, CUDA graphs, spin wait (11.x's defaults, whose flags 11.x keeps as deprecated no-ops); --warmUp is
+# milliseconds, --iterations a minimum count of timed runs. edgekit's own build report has both end-to-end
+# (with copies) and GPU compute time.
+TRTEXEC_WARMUP_MS = 500
+TRTEXEC_ITERATIONS = 500
+
+
+def timing_cache_path(engine: str | Path) -> Path:
+    """The timing cache beside an engine, one name for the Python build and the trtexec line."""
+    return Path(engine).with_suffix(".timing.cache")
+
+
+def trtexec_command(onnx: str, engine: str, opts: BuildOptions, version: int | tuple, graph: GraphFacts) -> str:
+    """The trtexec line that builds and times what engine_from_onnx builds, for TensorRT ``version`` (a tuple,
+    or a major meaning its .0 release)."""
+    version = (version, 0, 0) if isinstance(version, int) else tuple(version)
+    major = version[0]
+    recipe = build_recipe(opts, version, graph)
     parts = ["trtexec", f"--onnx={onnx}", f"--saveEngine={engine}", f"--memPoolSize=workspace:{opts.workspace_mb}M",
-             f"--timingCacheFile={engine}.timing.cache"]
-    if "STRONGLY_TYPED" in recipe["network_flags"]:
+             f"--timingCacheFile={timing_cache_path(engine).as_posix()}"]
+    if "STRONGLY_TYPED" in recipe["network_flags"]:  # 10.x only: 11.x is always strongly typed
         parts.append("--stronglyTyped")
     if "FP16" in recipe["builder_flags"]:
         parts.append("--fp16")
@@ -179,9 +224,12 @@ def trtexec_command(onnx: str, engine: str, opts: BuildOptions, major: int, grap
         shape = lambda s: "x".join(map(str, s))  # noqa: E731
         parts += [f"--minShapes={p['input']}:{shape(p['min'])}", f"--optShapes={p['input']}:{shape(p['opt'])}",
                   f"--maxShapes={p['input']}:{shape(p['max'])}"]
-    # 11.x defaults to no transfers + CUDA graphs + spin wait; 10.x to the opposite: say it explicitly
-    parts += ["--useSpinWait", "--iterations=500", "--warmUp=500", "--percentile=90,99"]
-    parts.append("--useCudaGraph" if major < 11 else "--noDataTransfers")
+    parts += [f"--warmUp={TRTEXEC_WARMUP_MS}", f"--iterations={TRTEXEC_ITERATIONS}", "--percentile=90,99",
+              "--profilingVerbosity=detailed"]
+    if major < 11:  # say on 10.x what 11.x does by default; 11.x turns CUDA graphs off with --useDLACore
+        parts += ["--noDataTransfers", "--useSpinWait"]
+        if opts.dla_core is None:
+            parts.append("--useCudaGraph")
     return " ".join(parts)
 
 
@@ -224,7 +272,7 @@ def _logger(trt):
 def engine_from_onnx(onnx_path: str | Path, engine_path: str | Path, opts: BuildOptions,
                      cache_dir: str | Path | None = None) -> dict:
     """Build (or reuse from ``cache_dir``) a serialized engine; returns what was built and how."""
-    trt = require_tensorrt()
+    trt = require_gpu()
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     from ..fsutil import atomic_write_bytes, sha256_file
 
@@ -237,8 +285,10 @@ def engine_from_onnx(onnx_path: str | Path, engine_path: str | Path, opts: Build
     info = {"tensorrt": version, "gpu": gpu, "compute_capability": list(cc), "key": key, "recipe": recipe,
             "options": asdict(opts)}
     if cached is not None and cached.exists():
-        atomic_write_bytes(engine_path, cached.read_bytes())
-        return {**info, "cache": "hit", "build_s": 0.0}
+        plan = cached.read_bytes()
+        layers = _checked_layers(trt, plan, recipe, opts, f"cached engine {cached}")
+        atomic_write_bytes(engine_path, plan)
+        return {**info, "cache": "hit", "build_s": 0.0, **_layer_facts(layers, recipe)}
     log = _logger(trt)
     builder = trt.Builder(log)
     flags = 0
@@ -255,7 +305,7 @@ def engine_from_onnx(onnx_path: str | Path, engine_path: str | Path, opts: Build
         config.set_flag(getattr(trt.BuilderFlag, f))
     if recipe["device"] == "DLA":
         if builder.num_DLA_cores == 0:
-            raise EdgekitError(f"--dla-core {opts.dla_core}: this device has no DLA (Orin Nano has none)")
+            raise EdgekitError(f"--dla-core {opts.dla_core}: {no_dla_message(parse_version(version))}")
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = opts.dla_core
     if recipe["builder_optimization_level"] is not None:
@@ -265,7 +315,9 @@ def engine_from_onnx(onnx_path: str | Path, engine_path: str | Path, opts: Build
         prof = builder.create_optimization_profile()
         prof.set_shape(p["input"], p["min"], p["opt"], p["max"])
         config.add_optimization_profile(prof)
-    timing_file = engine_path.with_suffix(".timing.cache")
+    # per-layer precision and device in the inspector (names only otherwise: DLA fallback would be invisible)
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    timing_file = timing_cache_path(engine_path)
     cache = config.create_timing_cache(timing_file.read_bytes() if timing_file.exists() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
     t0 = time.perf_counter()
@@ -274,41 +326,130 @@ def engine_from_onnx(onnx_path: str | Path, engine_path: str | Path, opts: Build
         errs = "; ".join(m for _, m in log.messages[-3:])
         raise EdgekitError(f"TensorRT could not build an engine from {onnx_path.name} ({errs[:300]})")
     build_s = time.perf_counter() - t0
+    layers = _checked_layers(trt, bytes(plan), recipe, opts, f"{engine_path.name} from {onnx_path.name}")
     atomic_write_bytes(engine_path, bytes(plan))
     atomic_write_bytes(timing_file, bytes(config.get_timing_cache().serialize()))
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(cached, bytes(plan))
-    fallback = dla_fallback_layers(engine_path) if recipe["device"] == "DLA" else []
-    return {**info, "cache": "miss", "build_s": build_s, "dla_gpu_fallback_layers": fallback,
+    return {**info, "cache": "miss", "build_s": build_s, **_layer_facts(layers, recipe),
             "warnings": [m for _, m in log.messages][:20]}
 
 
+def _checked_layers(trt, plan: bytes, recipe: dict, opts: BuildOptions, what: str) -> dict:
+    """The plan's layer summary, or an error when it lacks the precision or device asked for."""
+    layers = layer_summary(inspect_engine(trt, plan, recipe["profile"]))
+    failures = precision_failures(layers, opts.precision, recipe["device"])
+    if failures:
+        raise EdgekitError(f"{what}: {'; '.join(failures)}; the engine was not kept (check the Q/DQ or FP16 graph "
+                           "with `edgekit profile`, and TensorRT's warnings)")
+    return layers
+
+
+def _layer_facts(layers: dict, recipe: dict) -> dict:
+    """The report's view: counts, and the layers that fell back to the GPU in a DLA build."""
+    counts = {k: v for k, v in layers.items() if k != "gpu_layers"}
+    return {"layers": counts, "dla_gpu_fallback_layers": layers["gpu_layers"] if recipe["device"] == "DLA" else []}
+
+
 def gpu_identity() -> tuple[str, tuple[int, int]]:
-    try:
+    """Device 0's name and compute capability, from whichever CUDA library sees it."""
+    from .cudamem import installed_libraries
+
+    libs = installed_libraries()
+    if "cuda-python" in libs:
+        from .cudamem import _call, _cudart
+
+        prop = _call(_cudart().cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
+        name = prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
+        return name.strip("\x00").strip(), (int(prop.major), int(prop.minor))
+    if "pycuda" in libs:
+        import pycuda.driver as drv
+
+        drv.init()
+        dev = drv.Device(0)
+        return dev.name(), tuple(dev.compute_capability())
+    if "torch" in libs:
         import torch
 
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(), torch.cuda.get_device_capability()
-    except ImportError:
-        pass
-    from .cudamem import _call, _cudart
-
-    prop = _call(_cudart().cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
-    name = prop.name.decode() if isinstance(prop.name, bytes) else str(prop.name)
-    return name.strip("\x00"), (prop.major, prop.minor)
+        return torch.cuda.get_device_name(0), tuple(torch.cuda.get_device_capability(0))
+    raise MissingDependencyError("no CUDA library sees a GPU here: run `edgekit doctor` for what each one answered")
 
 
-def dla_fallback_layers(engine_path: Path) -> list[str]:
-    """Layers that did not land on the DLA, from the engine inspector (fallback is otherwise silent)."""
-    trt = require_tensorrt()
-    runtime = trt.Runtime(_logger(trt))
-    engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+# layers that only move or relabel data: counted apart, never as the engine's compute precision
+_BOOKKEEPING = {"Reformat", "NoOp", "Constant", "Shuffle", "Identity", "Shape", "Slice", "Concatenation"}
+_DTYPES = (("int8", ("int8",)), ("fp8", ("fp8",)), ("bf16", ("bfloat16", "bf16")), ("fp16", ("fp16", "half")),
+           ("fp32", ("fp32", "float")), ("int32", ("int32",)), ("int64", ("int64",)), ("bool", ("bool",)))
+
+
+def _dtype(fmt: str) -> str:
+    """The data type in an inspector "Format/Datatype" ("Channel major FP16 format where channel % 8 == 0",
+    "Thirty-two wide channel vectorized row major Int8 format", "Row major linear FP32", "Half", ...)."""
+    words = re.findall(r"[a-z0-9]+", fmt.lower())
+    for name, keys in _DTYPES:
+        if any(k in words for k in keys):
+            return name
+    return "unknown"
+
+
+def layer_summary(info: dict) -> dict:
+    """Per-layer precision and device counts from the engine inspector's JSON (built with DETAILED).
+
+    A layer's precision is its weights' type when it has weights, else its first input's data type (as
+    NVIDIA's trt-engine-explorer reads it); DLA subgraphs are layers of type "DLA". Without DETAILED the
+    inspector gives names only, and nothing can be said: ``detailed`` is then False.
+    """
+    layers = info.get("Layers", []) if isinstance(info, dict) else []
+    if not layers or not all(isinstance(la, dict) for la in layers):
+        return {"detailed": False, "layers": len(layers), "precision": {}, "device": {}, "bookkeeping": 0,
+                "gpu_layers": []}
+    precision: dict[str, int] = {}
+    device: dict[str, int] = {}
+    gpu_layers, bookkeeping = [], 0
+    for la in layers:
+        kind = str(la.get("LayerType", ""))
+        on = "DLA" if kind == "DLA" else "GPU"
+        device[on] = device.get(on, 0) + 1
+        if kind in _BOOKKEEPING or str(la.get("ParameterType", "")) in _BOOKKEEPING:
+            bookkeeping += 1
+            continue
+        weights = la.get("Weights") if isinstance(la.get("Weights"), dict) else {}
+        inputs = [t for t in la.get("Inputs", []) if isinstance(t, dict)]
+        p = _dtype(str(weights.get("Type", ""))) if weights.get("Type") else "unknown"
+        if p == "unknown" and inputs:
+            p = _dtype(str(inputs[0].get("Format/Datatype", "")))
+        precision[p] = precision.get(p, 0) + 1
+        if on == "GPU":
+            gpu_layers.append(str(la.get("Name", "?")))
+    return {"detailed": True, "layers": len(layers), "precision": dict(sorted(precision.items())),
+            "device": dict(sorted(device.items())), "bookkeeping": bookkeeping, "gpu_layers": gpu_layers}
+
+
+def precision_failures(summary: dict, precision: str, device: str) -> list[str]:
+    """What the engine does not do that the build asked for: an INT8 or FP16 engine with no layer of its kind,
+    a DLA build with no DLA layer. Others shipped "FP16" engines with no half-precision layer at 4.6x the latency."""
+    if not summary["detailed"]:
+        return [f"the engine inspector gave layer names only ({summary['layers']} layers): cannot check precision"]
+    out = []
+    counts = summary["precision"]
+    if precision in ("int8", "fp16") and not counts.get(precision):
+        got = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+        out.append(f"asked for {precision.upper()} but no layer runs in {precision.upper()} (layers: {got})")
+    if device == "DLA" and not summary["device"].get("DLA"):
+        out.append("asked for the DLA but no layer runs on it (all fell back to the GPU)")
+    return out
+
+
+def inspect_engine(trt, plan: bytes, profile: dict | None) -> dict:
+    """The inspector's JSON for a plan built with DETAILED; dynamic shapes are set to the profile's opt first,
+    else the formats read "N/A due to dynamic shapes"."""
+    engine = trt.Runtime(_logger(trt)).deserialize_cuda_engine(plan)
     inspector = engine.create_engine_inspector()
-    info = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
-    layers = info.get("Layers", [])
-    return [str(layer.get("Name", layer)) for layer in layers if isinstance(layer, dict)
-            and "DLA" not in json.dumps(layer)]
+    if profile:
+        ctx = engine.create_execution_context()
+        ctx.set_input_shape(profile["input"], profile["opt"])
+        inspector.execution_context = ctx
+    return json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
 
 
 def throughput(batch: int, median_ms: float) -> float:

@@ -9,6 +9,7 @@ import typer
 from . import build as _build
 from . import check as _check
 from . import compare as _compare
+from . import doctor as _doctor
 from . import export as _export
 from . import models as _models
 from . import profile as _profile
@@ -17,7 +18,7 @@ from . import run as _run
 
 app = typer.Typer(name="edgekit", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Take a trained image classifier to the edge: export, quantize, prune, profile.")
-for _mod in (_models, _export, _profile, _prune, _run, _check, _compare, _build):
+for _mod in (_models, _export, _profile, _prune, _run, _check, _compare, _build, _doctor):
     _mod.register(app)
 
 

@@ -1,0 +1,34 @@
+"""A `*-jetson-orin` recipe splits at the bundle: the host runs it up to the bundle (no TensorRT needed here),
+the board builds from the bundle and checks the latency budget the recipe set."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+
+def test_jetson_recipe_runs_on_the_host_up_to_the_bundle(cli, tmp_path):
+    doc = yaml.safe_load(open("recipes/squeezenet1_1-jetson-orin.yaml"))
+    doc.update(weights="random", out=str(tmp_path / "out"))
+    doc["preprocess"] = {"input_size": 64, "resize_size": 64}
+    doc["quantize"].update(calib_size=8, max_drop=None)
+    recipe = tmp_path / "sq-jetson.yaml"
+    recipe.write_text(yaml.safe_dump(doc))
+    code, out, err = cli("run", recipe, "--dry-run")
+    assert code == 0 and "Jetson bundle (here) -> on the board: edgekit build BUNDLE" in out, err
+    code, out, err = cli("run", recipe)
+    assert code == 0, err
+    bundle = tmp_path / "out/export/bundle"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["budgets"] == {"max_latency_ms": doc["budgets"]["max_latency_ms"]}
+    assert manifest["build"] == {"workspace_mb": 1024, "builder_optimization_level": 3, "precision": "int8"}
+    assert "pip install --no-deps edgekit" in (bundle / "README.md").read_text()
+    assert not (tmp_path / "out/profile").exists()  # the TensorRT profile is the board's
+    from edgekit.jetson import judge
+
+    ok = {"agreement": manifest["expected"]["agreement"], "top1": None}
+    assert judge(manifest, {**ok, "latency_ms": 4.0}) == []
+    assert judge(manifest, {**ok, "latency_ms": 7.25}) == ["batch-1 latency 7.250 ms > the recipe's budget 5.0 ms"]
+    code, out, _ = cli("run", recipe, "--dry-run", "--set", "quantize.precision=fp32", "--set", "quantize.target=cpu")
+    assert code == 2 and "would fail: backend tensorrt: the Jetson bundle carries INT8 or FP16" in out
