@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -41,10 +43,23 @@ class ImageSet:
                         None if self.labels is None else [self.labels[i] for i in idx],
                         self.label_source, self.skipped, self.converted)
 
+    def fingerprint(self) -> str:
+        """sha256 over each image's path relative to the root, byte size and label, in order.
+
+        Two accuracies are comparable only when measured on the same images; this tells whether they were,
+        without hashing every byte of a large evaluation set.
+        """
+        h = hashlib.sha256()
+        for i, p in enumerate(self.paths):
+            rel = p.relative_to(self.root).as_posix() if p.is_relative_to(self.root) else p.name
+            label = "" if self.labels is None else str(self.labels[i])
+            h.update(f"{rel}\0{p.stat().st_size}\0{label}\n".encode())
+        return h.hexdigest()
+
     def summary(self) -> dict:
         return {"root": str(self.root), "images": len(self.paths), "labelled": self.labelled,
                 "label_source": self.label_source, "skipped_non_images": len(self.skipped),
-                "converted_to_rgb": dict(self.converted)}
+                "converted_to_rgb": dict(self.converted), "fingerprint": self.fingerprint()}
 
 
 @lru_cache(maxsize=1)
@@ -125,7 +140,11 @@ def load_image(path: Path, converted: Counter | None = None):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            # PIL warns past MAX_IMAGE_PIXELS and raises past twice that; both are refused the same way
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
             im.load()
             if im.mode != "RGB":
                 if converted is not None:
@@ -136,6 +155,11 @@ def load_image(path: Path, converted: Counter | None = None):
                     im = Image.alpha_composite(bg, im)
                 return im.convert("RGB")
             return im.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        size = re.search(r"\((\d+) pixels\)", str(exc))
+        raise EdgekitError(f"{path} is {size.group(1) + ' pixels' if size else 'too large'}, over PIL's "
+                           f"decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} pixels: resize it (a few "
+                           "hundred pixels a side is plenty) or remove it from the folder") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise EdgekitError(f"{path} is not a readable image ({type(exc).__name__}): "
                            "remove it from the folder or replace it") from None

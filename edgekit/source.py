@@ -76,8 +76,47 @@ def open_model(spec: str, weights: str = "imagenet", num_classes: int | None = N
         plan_doc = read_plan(plan)
     loaded = weights_mod.load(card, weights, num_classes, trust_checkpoint, plan=plan_doc)
     pre = overrides.apply(card.preprocess)
+    if overrides.input_size is not None:
+        check_input_size(loaded.model, card.name, pre.crop_size, card.preprocess.crop_size)
     return ModelSource(card.name, pre, loaded.num_classes, loaded.categories, loaded.model, None,
                        loaded.source, loaded.sha256, loaded.pretrained, card.family, plan=plan_doc)
+
+
+def _runs_at(model, size: int) -> bool:
+    import torch
+
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+        return True
+    except RuntimeError:  # "Output size is too small", "Kernel size can't be greater than actual input size"
+        return False
+
+
+def smallest_input(model, start: int, limit: int = 1024) -> int | None:
+    """The smallest square size >= ``start`` that ``model`` runs at (doubling, then bisecting)."""
+    hi = start
+    while not _runs_at(model, hi):
+        if hi >= limit:
+            return None
+        hi = min(hi * 2, limit)
+    lo = max(start, hi // 2)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _runs_at(model, mid) else (mid + 1, hi)
+    return hi
+
+
+def check_input_size(model, name: str, size: int, default: int) -> None:
+    """Refuse an --input-size the network's strides and pooling shrink below one pixel, naming the minimum."""
+    if size < 1:
+        raise EdgekitError(f"--input-size {size}: give a positive size, e.g. 224")
+    if _runs_at(model, size):
+        return
+    least = smallest_input(model, size + 1)
+    fix = f"pass --input-size {least} or more" if least else "pass a larger --input-size"
+    raise EdgekitError(f"--input-size {size} is too small for {name}: its strides and pooling shrink the image "
+                       f"below one pixel; {fix} (its card's size is {default})")
 
 
 def open_onnx(path: Path, overrides: PreprocessOverrides | None = None) -> ModelSource:

@@ -85,6 +85,13 @@ def _load_file(card: ModelCard, path: Path, num_classes: int | None, trust: bool
                plan: dict | None = None) -> LoadedModel:
     import torch
 
+    if path.is_dir():
+        hint = ""
+        found = sorted(p.name for p in path.iterdir() if p.suffix in (".pt", ".pth", ".bin", ".ckpt"))[:3]
+        if found:
+            hint = f" (it holds {', '.join(found)})"
+        raise EdgekitError(f"--weights {path} is a folder{hint}: pass the checkpoint file itself (.pt/.pth: a "
+                           "state dict, checkpoint dict or TorchScript), --weights imagenet or --weights random")
     if not path.is_file():
         raise EdgekitError(f"weights file {path} not found: pass an existing checkpoint, "
                            "--weights imagenet or --weights random")
