@@ -100,9 +100,16 @@ def staged_dir(out: str | os.PathLike, force: bool = False) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     old = None
-    if out.exists():
+    if out.exists() and force:
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
-    os.replace(tmp, out)
+    try:
+        os.rename(tmp, out)  # fails on a non-empty folder: one that another run finished meanwhile is kept
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise EdgekitError(f"{out} was written by another run while this one worked: that result is kept and "
+                               "this one was not; choose another --out or pass --force") from None
+        raise _write_error(out, exc) from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

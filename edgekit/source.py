@@ -119,14 +119,46 @@ def check_input_size(model, name: str, size: int, default: int) -> None:
                        f"below one pixel; {fix} (its card's size is {default})")
 
 
+def _dims(shape: list) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def _external_data_present(path: Path) -> None:
+    """Name a missing external-data file (onnx's own error says "not regular")."""
+    import onnx
+
+    if not path.is_file():
+        return  # load_checked says so
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return  # load_checked says what is wrong
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            loc = next((e.value for e in t.external_data if e.key == "location"), None)
+            if loc and not (path.parent / loc).is_file():
+                raise EdgekitError(f"{path} keeps its weights in {path.parent / loc}, which is missing: copy that "
+                                   "file beside the .onnx (or re-export with the weights inside)")
+
+
 def open_onnx(path: Path, overrides: PreprocessOverrides | None = None) -> ModelSource:
     """A user's ONNX file; its preprocessing comes from edgekit's metadata, the options, or ImageNet's."""
     from .onnxinfo import io_shapes, load_checked, read_meta
 
     overrides = overrides or PreprocessOverrides()
+    _external_data_present(path)
     model = load_checked(path)
     meta = read_meta(model)
-    _, in_shape, _, out_shape = io_shapes(model)
+    try:
+        _, in_shape, _, out_shape = io_shapes(model)
+    except EdgekitError as exc:
+        raise EdgekitError(f"{path}: {exc}: export the classifier with its image as the only input") from None
+    if len(in_shape) != 4 or in_shape[1] not in (None, 3):
+        raise EdgekitError(f"{path} takes input of shape {_dims(in_shape)}, not (N, 3, H, W) images: export the "
+                           "classifier with one RGB image input")
+    if len(out_shape) != 2:
+        raise EdgekitError(f"{path} outputs shape {_dims(out_shape)}, not (N, classes) logits: it is not an image "
+                           "classifier (edgekit takes one); export the model up to its class scores")
     notes = []
     if "preprocess" in meta:
         base = Preprocess.from_dict(meta["preprocess"])
@@ -138,6 +170,9 @@ def open_onnx(path: Path, overrides: PreprocessOverrides | None = None) -> Model
                          f"(resize {base.resize_size}, crop {size}, mean/std of ImageNet); pass --mean/--std/"
                          "--resize-size if your model was trained otherwise")
     pre = overrides.apply(base)
+    if overrides.input_size is None and not (in_shape[2] and in_shape[3]):
+        notes.append(f"{path.name} has a dynamic input height/width: used at {pre.crop_size}x{pre.crop_size}; "
+                     "pass --input-size to choose another size")
     if len(in_shape) == 4 and in_shape[2] and in_shape[2] != pre.crop_size:
         raise EdgekitError(f"{path} takes {in_shape[2]}x{in_shape[3]} images, not {pre.crop_size}: "
                            f"drop --input-size or pass --input-size {in_shape[2]}")
