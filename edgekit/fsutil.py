@@ -55,11 +55,26 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def _write_error(path: Path, exc: OSError) -> EdgekitError:
     what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
             errno.EFBIG: "the file size limit was reached", errno.EROFS: "it is on a read-only file system",
             errno.EACCES: "permission denied", errno.EPERM: "permission denied"}.get(exc.errno, exc.strerror)
-    return EdgekitError(f"cannot write {path} ({what}): free space or choose another --out; nothing was kept")
+    fix = "free space or choose another --out" if exc.errno in _DISK_FULL else \
+        "choose another --out, in a folder you can write to"
+    return EdgekitError(f"cannot write {path} ({what}): {fix}; nothing was kept")
+
+
+def _disk_full(exc: BaseException | None) -> OSError | None:
+    """The full-disk OSError behind ``exc``, even where a library re-raised it as its own error."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL + (errno.EROFS,):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def check_out_dir(out: Path, force: bool) -> None:
@@ -91,10 +106,11 @@ def staged_dir(out: str | os.PathLike, force: bool = False) -> Iterator[Path]:
         raise _write_error(out, exc) from None
     try:
         yield tmp
-    except OSError as exc:
+    except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
-            raise _write_error(Path(exc.filename or out), exc) from None
+        full = _disk_full(exc)
+        if full is not None:
+            raise _write_error(out, full) from None
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

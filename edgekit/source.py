@@ -47,6 +47,9 @@ class PreprocessOverrides:
         return any(v is not None for v in vars(self).values())
 
     def apply(self, base: Preprocess) -> Preprocess:
+        for flag, v in (("--input-size", self.input_size), ("--resize-size", self.resize_size)):
+            if v is not None and v < 1:
+                raise EdgekitError(f"{flag} {v}: give a positive size in pixels, e.g. 224")
         try:
             return base.with_overrides(self.input_size, self.resize_size, self.interpolation, self.mean, self.std)
         except ValueError as exc:
@@ -109,8 +112,6 @@ def smallest_input(model, start: int, limit: int = 1024) -> int | None:
 
 def check_input_size(model, name: str, size: int, default: int) -> None:
     """Refuse an --input-size the network's strides and pooling shrink below one pixel, naming the minimum."""
-    if size < 1:
-        raise EdgekitError(f"--input-size {size}: give a positive size, e.g. 224")
     if _runs_at(model, size):
         return
     least = smallest_input(model, size + 1)
