@@ -13,8 +13,24 @@ def variant_rows(reports: dict[str, dict]) -> list[dict]:
     for label, rep in reports.items():
         m = metrics(rep)
         rows.append({"variant": label, "model": rep.get("model", {}).get("name"), "precision": m["precision"],
-                     "size_mb": m["size_mb"], "latency_ms": m["latency_ms"], "accuracy": m["accuracy"]})
+                     "size_mb": m["size_mb"], "latency_ms": m["latency_ms"], "accuracy": m["accuracy"],
+                     "eval_set": m["eval_set"] if m["accuracy"] is not None else None})
     return rows
+
+
+def mixed_image_sets(rows: list[dict]) -> str | None:
+    """A warning when the accuracies in ``rows`` were measured on different image sets; None when comparable."""
+    sets = {r["eval_set"] for r in rows if r["accuracy"] is not None}
+    unknown = [r["variant"] for r in rows if r["accuracy"] is not None and r["eval_set"] is None]
+    if len(sets - {None}) > 1:
+        groups = "; ".join(f"{fp[:8]}: " + ", ".join(r["variant"] for r in rows if r["eval_set"] == fp)
+                           for fp in sorted(sets - {None}))
+        return (f"top-1 figures come from {len(sets - {None})} different image sets ({groups}): they are not "
+                "comparable; evaluate every variant on the same --eval-data")
+    if unknown and sets - {None}:
+        return (f"{', '.join(unknown)} carry no image-set fingerprint (older reports): their top-1 may come from "
+                "other images; re-run them to compare")
+    return None
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -29,7 +45,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
-def plot(rows: list[dict], path: Path) -> list[dict]:
+def plot(rows: list[dict], path: Path, warning: str | None = None) -> list[dict]:
     """Write the chart; returns the points drawn (variants without latency or accuracy are left out)."""
     try:
         import matplotlib
@@ -60,7 +76,8 @@ def plot(rows: list[dict], path: Path) -> list[dict]:
             ax.scatter([], [], color=col, alpha=0.55, s=80, label=prec.upper())
     ax.set_xlabel("latency, batch 1 (ms, median)  →  lower is better")
     ax.set_ylabel("top-1 accuracy (%)  →  higher is better")
-    ax.set_title("edgekit: accuracy vs latency (marker area ∝ model size)")
+    ax.set_title("edgekit: accuracy vs latency (marker area ∝ model size)" +
+                 ("\nWARNING: top-1 measured on different image sets, not comparable" if warning else ""))
     ax.grid(True, alpha=0.3)
     lo, hi = min(p[0] for p in xy), max(p[0] for p in xy)
     pad = (hi - lo) * 0.15 or hi * 0.2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -41,10 +43,23 @@ class ImageSet:
                         None if self.labels is None else [self.labels[i] for i in idx],
                         self.label_source, self.skipped, self.converted)
 
+    def fingerprint(self) -> str:
+        """sha256 over each image's path relative to the root, byte size and label, in order.
+
+        Two accuracies are comparable only when measured on the same images; this tells whether they were,
+        without hashing every byte of a large evaluation set.
+        """
+        h = hashlib.sha256()
+        for i, p in enumerate(self.paths):
+            rel = p.relative_to(self.root).as_posix() if p.is_relative_to(self.root) else p.name
+            label = "" if self.labels is None else str(self.labels[i])
+            h.update(f"{rel}\0{p.stat().st_size}\0{label}\n".encode())
+        return h.hexdigest()
+
     def summary(self) -> dict:
         return {"root": str(self.root), "images": len(self.paths), "labelled": self.labelled,
                 "label_source": self.label_source, "skipped_non_images": len(self.skipped),
-                "converted_to_rgb": dict(self.converted)}
+                "converted_to_rgb": dict(self.converted), "fingerprint": self.fingerprint()}
 
 
 @lru_cache(maxsize=1)
@@ -61,9 +76,11 @@ def builtin_photos() -> Path:
 
 def _images_in(folder: Path, recursive: bool) -> tuple[list[Path], list[Path]]:
     it = folder.rglob("*") if recursive else folder.iterdir()
-    files = sorted(p for p in it if p.is_file() and not p.name.startswith("."))
+    entries = [p for p in it if not p.name.startswith(".")]
+    files = sorted(p for p in entries if p.is_file())
+    broken = sorted(p for p in entries if p.is_symlink() and not p.exists())  # dangling or looping links
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    return images, [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    return images, [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES] + broken
 
 
 def scan(root: str | Path, categories: list[str] | None = None, num_classes: int | None = None,
@@ -75,6 +92,8 @@ def scan(root: str | Path, categories: list[str] | None = None, num_classes: int
     needs every class present.
     """
     root = Path(root)
+    if root.is_file():
+        raise EdgekitError(f"{root} is a file, not a folder: pass the folder that holds the images")
     if not root.is_dir():
         raise EdgekitError(f"image folder {root} does not exist: pass a folder of images")
     top_images, top_other = _images_in(root, recursive=False)
@@ -125,20 +144,50 @@ def load_image(path: Path, converted: Counter | None = None):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            # PIL warns past MAX_IMAGE_PIXELS and raises past twice that; both are refused the same way
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
             im.load()
-            if im.mode != "RGB":
-                if converted is not None:
-                    converted[im.mode] += 1
-                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                    im = im.convert("RGBA")
-                    bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                    im = Image.alpha_composite(bg, im)
-                return im.convert("RGB")
-            return im.copy()
+            return _to_rgb(im, converted)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        size = re.search(r"\((\d+) pixels\)", str(exc))
+        raise EdgekitError(f"{path} is {size.group(1) + ' pixels' if size else 'too large'}, over PIL's "
+                           f"decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} pixels: resize it (a few "
+                           "hundred pixels a side is plenty) or remove it from the folder") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise EdgekitError(f"{path} is not a readable image ({type(exc).__name__}): "
                            "remove it from the folder or replace it") from None
+
+
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def _to_rgb(im, converted: Counter | None):
+    """RGB as a viewer shows it: EXIF orientation applied, 16-bit scaled (not clipped) to 8, alpha on white."""
+    from PIL import Image, ImageOps
+
+    def count(what: str) -> None:
+        if converted is not None:
+            converted[what] += 1
+
+    if getattr(im, "n_frames", 1) > 1:
+        count("animated (first frame)")
+    if im.getexif().get(0x0112, 1) != 1:
+        count("EXIF-rotated")
+        im = ImageOps.exif_transpose(im)
+    if im.mode == "RGB":
+        return im.copy()
+    count(im.mode)
+    if im.mode in _SIXTEEN_BIT or (im.mode == "I" and np.asarray(im).max() > 255):
+        # PIL's convert clips 16-bit values at 255 (a white image); scale 0..65535 to 0..255 instead
+        im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    return im.convert("RGB")
 
 
 def iter_batches(images: ImageSet, preprocess: Preprocess, batch_size: int,

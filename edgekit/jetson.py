@@ -66,6 +66,10 @@ def validate_manifest(doc) -> list[str]:
         problems.append(f"precision {doc['precision']!r} (a Jetson bundle carries int8 or fp16)")
     if doc["onnx"] not in doc["files"] or doc["samples"] not in doc["files"]:
         problems.append("files must list the ONNX and the samples with their sha256")
+    outside = [n for n in [*doc["files"], doc["onnx"], doc["samples"]]
+               if Path(n).is_absolute() or ".." in Path(n).parts]
+    if outside:
+        problems.append(f"{outside[0]} lies outside the bundle folder (a manifest names files inside it only)")
     exp, tol = doc["expected"], doc["tolerance"]
     if "agreement" not in exp or not isinstance(exp.get("agreement"), (int, float)):
         problems.append("expected.agreement (top-1 agreement with FP32, %) is missing")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,13 @@ def _load_file(card: ModelCard, path: Path, num_classes: int | None, trust: bool
                plan: dict | None = None) -> LoadedModel:
     import torch
 
+    if path.is_dir():
+        hint = ""
+        found = sorted(p.name for p in path.iterdir() if p.suffix in (".pt", ".pth", ".bin", ".ckpt"))[:3]
+        if found:
+            hint = f" (it holds {', '.join(found)})"
+        raise EdgekitError(f"--weights {path} is a folder{hint}: pass the checkpoint file itself (.pt/.pth: a "
+                           "state dict, checkpoint dict or TorchScript), --weights imagenet or --weights random")
     if not path.is_file():
         raise EdgekitError(f"weights file {path} not found: pass an existing checkpoint, "
                            "--weights imagenet or --weights random")
@@ -101,15 +109,21 @@ def _load_file(card: ModelCard, path: Path, num_classes: int | None, trust: bool
         n = num_classes or _scripted_num_classes(model, card)
         return LoadedModel(model, str(path), n, None, digest)
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=not trust)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before the error we explain
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(str(path), map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
-        if not trust and "Unsupported global" in str(exc):
+        if not trust and ("Unsupported global" in str(exc) or "Weights only load failed" in str(exc)):
             raise EdgekitError(
-                f"{path} holds a pickled model object, and unpickling runs code from the file: save "
-                "model.state_dict() instead, or pass --trust-checkpoint if you trust its author") from None
+                f"{path} holds pickled Python objects, not only tensors ({_unpickler_detail(exc)}), and "
+                "unpickling runs code from the file: save model.state_dict() instead, or pass "
+                "--trust-checkpoint if you trust its author") from None
         raise EdgekitError(f"{path} is not a readable checkpoint ({first_line(exc, 100)}): "
                            "pass a file written by torch.save") from None
     except Exception as exc:
+        if "central directory" in str(exc) or isinstance(exc, EOFError):
+            raise EdgekitError(f"{path} is truncated or corrupt ({first_line(exc, 80)}): copy it again or "
+                               "re-save it with torch.save") from None
         raise EdgekitError(f"{path} is not a readable checkpoint ({first_line(exc, 100)}): "
                            "pass a file written by torch.save") from None
 
@@ -140,6 +154,15 @@ def _load_file(card: ModelCard, path: Path, num_classes: int | None, trust: bool
     if categories is None and n_ckpt == 1000:
         categories = card.categories
     return LoadedModel(model.eval(), str(path), n_ckpt, categories, digest)
+
+
+def _unpickler_detail(exc: Exception) -> str:
+    """The line of torch's weights-only refusal that says what it met (e.g. a blocked GLOBAL posix.system)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith(("Trying to load unsupported", "Unsupported")):
+            return ln[:100]
+    return "refused by torch's weights-only loader"
 
 
 def _find_state_dict(obj, path: Path):

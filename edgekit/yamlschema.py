@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -58,6 +59,10 @@ def _build(cls, node, path: Path, prefix: str):
             hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(fields)})"
             raise _err(path, knode, full, f"unknown key{hint}")
         values[key] = _convert(hints[key], vnode, path, full)
+    missing = [n for n, f in fields.items() if n not in values and f.init and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise _err(path, node, prefix, f"missing required key {missing[0]}: add it (see recipes/ for examples)")
     try:
         return cls(**values)
     except EdgekitError as exc:
@@ -96,7 +101,10 @@ def _convert(tp, node, path: Path, key: str):
         return float(value)
     if tp in (int, float, str, bool):
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-            raise _err(path, node, key, f"expected {tp.__name__}, got {value!r}")
+            unit = re.fullmatch(r"\s*([-+]?\d+(?:\.\d+)?)\s*([A-Za-z%]+)\s*", value) if (
+                tp in (int, float) and isinstance(value, str)) else None
+            hint = f" (write {unit.group(1)}: the unit is in the key's name)" if unit else ""
+            raise _err(path, node, key, f"expected {tp.__name__}, got {value!r}{hint}")
         return value
     return value
 

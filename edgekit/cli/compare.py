@@ -22,8 +22,8 @@ def compare(
     from rich.table import Table
 
     from ..check import read_report
+    from ..compare import mixed_image_sets, variant_rows
     from ..compare import plot as draw
-    from ..compare import variant_rows
     from ..fsutil import atomic_write_text
     from ..progress import stdout_console
 
@@ -34,18 +34,23 @@ def compare(
             label += "'"
         loaded[label] = read_report(p)
     rows = variant_rows(loaded)
+    warning = mixed_image_sets(rows)
     if plot:
-        pareto = {r["variant"] for r in draw(rows, plot) if r["pareto"]}
+        pareto = {r["variant"] for r in draw(rows, plot, warning) if r["pareto"]}
         for r in rows:
             r["pareto"] = r["variant"] in pareto
     t = Table(title="edgekit compare")
-    for col in ("variant", "model", "precision", "size MB", "latency ms", "top-1 %") + (("pareto",) if plot else ()):
+    cols = ("variant", "model", "precision", "size MB", "latency ms", "top-1 %") + (("image set",) if warning else ())
+    for col in cols + (("pareto",) if plot else ()):
         t.add_column(col)
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     for r in rows:
         t.add_row(r["variant"], str(r["model"]), str(r["precision"]), fmt(r["size_mb"]), fmt(r["latency_ms"]),
-                  fmt(r["accuracy"]), *(("yes" if r["pareto"] else "",) if plot else ()))
+                  fmt(r["accuracy"]), *(((r["eval_set"] or "unknown")[:8],) if warning else ()),
+                  *(("yes" if r["pareto"] else "",) if plot else ()))
     stdout_console().print(t)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
     if json_out:
         atomic_write_text(json_out, json.dumps(rows, indent=2) + "\n")
     if plot:
