@@ -16,7 +16,7 @@ from .data import ImageSet, builtin_photos, load_array, scan
 from .errors import EdgekitError
 from .export import Tolerance, onnx_from_torch, reference_logits, run_batched, simplify, verify
 from .fsutil import check_out_dir, staged_dir
-from .profile import TimingOptions, artifact_facts, compare_latency, evaluate, measure
+from .profile import TimingOptions, artifact_facts, evaluate, measure
 from .progress import console, make_progress
 from .quantize import QuantConfig
 from .source import ModelSource, PreprocessOverrides, is_onnx, open_model, open_onnx
@@ -50,13 +50,14 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                  overrides: PreprocessOverrides | None = None, dynamic_batch: bool = False,
                  opset: int = 18, tolerance: Tolerance | None = None, max_images: int | None = None,
                  force: bool = False, int8: bool = False, fp16: bool = False, quant: QuantConfig | None = None,
-                 calib: CalibOptions | None = None, max_drop: float | None = None, threads: int | None = None,
+                 calib: CalibOptions | None = None, max_drop: float | str | None = None, threads: int | None = None,
                  timing: TimingOptions | None = None, max_float_layers: int | None = None,
                  plan: str | None = None, prune_ratio: float | None = None, jetson: dict | None = None,
                  optimize: str | None = None, engine: dict | None = None) -> dict:
     """Export ``model`` (zoo name or .onnx) to ``out/model.onnx``, verified against its source.
 
-    With ``int8``, also ``out/model_int8.onnx`` (QDQ, calibrated on real images, guarded by ``max_drop``);
+    With ``int8``, also ``out/model_int8.onnx`` (QDQ, calibrated on real images, guarded by ``max_drop``: None
+    for the default budget of 1 top-1 point on held-out images, "off" for no budget);
     with ``fp16``, ``out/model_fp16.onnx``. With ``jetson`` (TensorRT build options), also the bundle to copy
     to the board in ``out/bundle``. With ``engine`` (TensorRT build options), also a TensorRT engine built and
     measured on this machine's GPU. Returns the report, also written to ``out/report.json`` and
@@ -68,6 +69,8 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                            "for both)")
     if max_drop is not None and not int8 and optimize is None:
         raise EdgekitError("--max-drop guards INT8 accuracy: add --int8 (or --optimize)")
+    if optimize is not None and max_drop == "off":
+        raise EdgekitError("--optimize chooses within an accuracy budget: give --max-drop in top-1 points, not off")
     if optimize is not None and (int8 or fp16):
         raise EdgekitError("--optimize tries FP32 and INT8 itself: drop --int8/--fp16")
     if engine is not None:
@@ -224,85 +227,11 @@ def _calibration_set(source: ModelSource, opts: CalibOptions, notes: list[str]):
 def _int8_stage(source, tmp: Path, fp32_path: Path, x, y, images, cfg: QuantConfig, copts: CalibOptions,
                 max_drop, threads, timing: TimingOptions, notes: list[str], progress,
                 max_float_layers: int | None = None) -> dict:
-    """Calibrate, quantize (with the accuracy guard), and measure the INT8 file against the FP32 one."""
-    from . import calibration
-    from .backends.onnxruntime import OnnxRuntimeRunner
-    from .fsutil import sha256_file
-    from .onnxinfo import load_checked, op_counts, write_meta
-    from .quantize import quantize_with_guard
-    from .stats import agreement
+    """Calibrate, quantize under the accuracy budget (held-out images), measure, explain: see int8_job."""
+    from .int8_job import int8_stage
 
-    cal = _calibration_set(source, copts, notes)
-    # What the guard judges by: labelled eval images (top-1), else held-out images (agreement with FP32).
-    if y is not None and source.pretrained:
-        judge_x, judge_y, basis = x, y, f"top-1 on {len(x)} labelled eval images"
-    else:
-        held = cal.held_out
-        if held is not None and len(held):
-            judge_x, _ = load_array(held.subset(range(min(len(held), 500))), source.preprocess, progress,
-                                    "reading held-out images")
-            basis = f"top-1 agreement with FP32 on {len(judge_x)} held-out calibration images"
-        else:
-            judge_x = x
-            basis = f"top-1 agreement with FP32 on the {len(x)} eval images"
-        judge_y = None
-    with OnnxRuntimeRunner(fp32_path) as r:
-        fp32_logits = run_batched(r, judge_x)
-
-    def logits_of(path: Path, xs):
-        with OnnxRuntimeRunner(path) as r:
-            return run_batched(r, xs)
-
-    def metric(path: Path) -> float:
-        out = logits_of(path, judge_x)
-        return accuracy(out, judge_y)["top1"] if judge_y is not None else agreement(out, fp32_logits)["top1_agreement"]
-
-    sub = judge_x[:64]
-    sub_ref = fp32_logits[:64]
-
-    def sensitivity(path: Path) -> float:
-        return float(((logits_of(path, sub) - sub_ref) ** 2).mean())
-
-    baseline = accuracy(fp32_logits, judge_y)["top1"] if judge_y is not None else 100.0
-    key = calibration.cache_key(sha256_file(fp32_path), source.preprocess, {**cfg.method_fields(),
-                                "target": cfg.target}, cal)
-    cache_file = Path(copts.cache) if copts.cache else calibration.DEFAULT_CACHE_DIR / f"{source.name}-{key[:16]}.json"
-    int8_path = tmp / "model_int8.onnx"
-    result = quantize_with_guard(fp32_path, int8_path, cfg, cal, cache_file, key, metric, baseline, max_drop,
-                                 sensitivity, progress, max_float_layers)
-    qmodel = load_checked(int8_path)
-    write_meta(qmodel, {**_read_meta(fp32_path), "precision": "int8", "quantization": cfg.to_dict(),
-                        "calibration": cal.describe()})
-    import onnx
-
-    onnx.save(qmodel, str(int8_path))
-    if not result.within_budget:
-        int8_path = int8_path.rename(tmp / "model_int8_over_budget.onnx")
-    ops = op_counts(qmodel)
-    judge_int8 = logits_of(int8_path, judge_x)
-    lat = compare_latency({"fp32": fp32_path, "int8": int8_path}, x, timing, threads, progress)
-    speedup = lat["fp32"]["median_ms"] / lat["int8"]["median_ms"]
-    fp32_size, int8_size = fp32_path.stat().st_size, int8_path.stat().st_size
-    if cfg.target == "tensorrt":
-        notes.append("the TensorRT-form Q/DQ graph was timed on this CPU with onnxruntime, which is not its target: "
-                     "measure the engine on the GPU (edgekit build on the board)")
-    elif speedup < 1.0:
-        notes.append(f"INT8 does not pay on this CPU: {lat['int8']['median_ms']:.3f} ms vs FP32 "
-                     f"{lat['fp32']['median_ms']:.3f} ms; ship FP32 for speed, or try --exclude-ops depthwise,se")
-    if not result.within_budget:
-        notes.append(f"INT8 misses the accuracy budget: drop {result.drop:.2f} > {max_drop}; the best attempt is "
-                     f"kept aside as {int8_path.name}")
-    return {
-        "file": int8_path.name, "artifact": artifact_facts(int8_path), "config": cfg.to_dict(),
-        "calibration": cal.describe(), "judged_by": basis, "max_drop": max_drop, **result.describe(),
-        "qdq_nodes": ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0),
-        "size_ratio_to_fp32": int8_size / fp32_size,
-        "agreement_with_fp32": agreement(judge_int8, fp32_logits),
-        "accuracy_delta": None if judge_y is None else accuracy(judge_int8, judge_y)["top1"] - baseline,
-        "latency": lat, "speedup_vs_fp32": speedup,
-        "latency_delta_ms": lat["int8"]["median_ms"] - lat["fp32"]["median_ms"],
-        "threads": threads,
-    }
+    return int8_stage(source, tmp, fp32_path, x, y, images, cfg, copts, max_drop, threads, timing, notes, progress,
+                      max_float_layers)
 
 
 def _read_meta(path: Path) -> dict:

@@ -23,6 +23,7 @@ TARGETS = ("cpu", "tensorrt")
 METHODS = ("minmax", "entropy", "percentile")
 EXCLUDE_KINDS = ("depthwise", "se", "hardswish", "silu")
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+DEFAULT_MAX_DROP = 1.0  # top-1 points an --int8 export may lose unless --max-drop says otherwise
 
 # The extra_options edgekit lets through to onnxruntime, each with the type it must have.
 EXTRA_OPTIONS = {
@@ -69,8 +70,12 @@ def extra_options(cfg: QuantConfig) -> dict:
     # logits stay float: one int8 scale over a classifier's output rounds close scores together
     opts: dict = {"WeightSymmetric": True, "OpTypesToExcludeOutputQuantization": ["Gemm", "MatMul"]}
     if cfg.target == "tensorrt":
-        # TensorRT needs symmetric int8 activations and the Relu/Clip that QDQ would otherwise fold away
-        opts.update(ActivationSymmetric=True, QDQKeepRemovableActivations=True, CalibTensorRangeSymmetric=True)
+        # TensorRT: symmetric int8 activations, Q/DQ on the inputs of weighted layers (and residual Adds) only.
+        # A pair on a Conv's output would sit between the Conv and its Relu/Clip, with the unclipped range
+        # (EfficientNet-Lite0: 29% top-1 agreement with FP32 instead of 67%, benchmarks/int8_placement.py);
+        # TensorRT fuses the activation into the Conv and takes the next layer's input scale for its output.
+        opts.update(ActivationSymmetric=True, QDQKeepRemovableActivations=True, CalibTensorRangeSymmetric=True,
+                    OpTypesToExcludeOutputQuantization=[*WEIGHTED_OPS, "Add"])
     else:
         opts.update(ActivationSymmetric=False)
     if cfg.method == "percentile":
@@ -246,7 +251,7 @@ class Int8Result:
     baseline: float | None
     metric: float | None
     drop: float | None
-    within_budget: bool
+    within_budget: bool | None  # None: no budget was given, so none was met or missed
     steps: list[GuardStep] = field(default_factory=list)
     sensitivity: list[tuple[str, float]] = field(default_factory=list)
     cache: dict = field(default_factory=dict)
@@ -305,13 +310,13 @@ def quantize_with_guard(fp32_path: Path, out_path: Path, cfg: QuantConfig, calib
                         {"model": fp32_path.name, "config": cfg.method_fields(), "calibration": calib.describe()})
 
         if metric is None:
-            return Int8Result(out_path, base_excl, [], None, None, None, True, cache=cache_info)
+            return Int8Result(out_path, base_excl, [], None, None, None, None, cache=cache_info)
         score = metric(out_path)
         drop = baseline - score
         steps = [GuardStep(list(base_excl), score, drop)]
         if max_drop is None or drop <= max_drop:
             return Int8Result(out_path, base_excl, [], baseline, score, drop,
-                              max_drop is None or drop <= max_drop, steps, cache=cache_info)
+                              None if max_drop is None else drop <= max_drop, steps, cache=cache_info)
 
         # Sensitivity: quantize one weighted layer at a time and measure the output error it alone causes.
         candidates = [n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS and n.name not in base_excl]

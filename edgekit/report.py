@@ -95,10 +95,12 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
         rows.append(("calibration", f"{q['config']['method']} on {cal['size']} {cal['kind']} from {cal['source']}"
                                     f" (cache {'hit' if q['cache'].get('hit') else 'written'})"))
         if q.get("baseline") is not None:
-            budget = "" if q["max_drop"] is None else f" (budget {q['max_drop']}: " + (
-                "met" if q["within_budget"] else "MISSED") + ")"
-            rows.append(("int8 quality", f"{q['metric']:.2f}% vs FP32 {q['baseline']:.2f}%, drop {q['drop']:.2f}"
-                                         f"{budget}; {q['judged_by']}"))
+            b = q.get("budget") or {"max_drop": q["max_drop"], "source": "--max-drop"}
+            budget = "no budget" if b["max_drop"] is None else f"budget {b['max_drop']:g} " + (
+                "met" if q["within_budget"] else "MISSED")
+            rows.append(("int8 quality", f"{q['metric']:.2f}% vs FP32 {q['baseline']:.2f}%, drop {q['drop']:.2f} "
+                                         f"({budget}); {q['judged_by']}"))
+            rows.append(("int8 budget", f"{b['source']}"))
         if q["float_nodes"]:
             rows.append(("kept in float", f"{len(q['float_nodes'])} node(s): " + ", ".join(q["float_nodes"][:6])
                          + (" ..." if len(q["float_nodes"]) > 6 else "")))
@@ -153,6 +155,10 @@ def to_markdown(rep: dict) -> str:
     lines = [f"# edgekit {rep['command']}: {rep.get('model', {}).get('name', '')}", "",
              "| metric | value |", "| --- | --- |"]
     lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in summary_rows(rep)]
+    if rep.get("int8"):
+        from .int8_explain import markdown
+
+        lines += markdown(rep["int8"])
     env = rep.get("environment", {})
     if env:
         lines += ["", f"CPU: {env.get('cpu')} ({', '.join(env.get('isa', []))}), {env.get('cores')} cores; "

@@ -37,7 +37,7 @@ def export(
     fp16: bool = typer.Option(False, "--fp16", help="Also write model_fp16.onnx: FP16 weights and compute in the "
                               "graph."),
     target: str = typer.Option("cpu", "--target", help="cpu (INT8 with u8 asymmetric activations), tensorrt (s8 "
-                               "symmetric Q/DQ on weighted layers and Adds), or jetson (tensorrt + a bundle to copy "
+                               "symmetric Q/DQ on the inputs of weighted layers and Adds), or jetson (tensorrt + a bundle to copy "
                                "to the board: out/bundle)."),
     backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime (the ONNX files only), or tensorrt: "
                                 "also build and measure a TensorRT engine on this machine's NVIDIA GPU (implies "
@@ -61,8 +61,9 @@ def export(
     percentile: float = typer.Option(99.999, "--percentile", help="Percentile of the percentile method."),
     calib_cache: Optional[Path] = typer.Option(None, "--calib-cache", help="Calibration cache file "
                                                "(default calibration/cache/<model>-<key>.json)."),
-    max_drop: Optional[float] = typer.Option(None, "--max-drop", help="Accuracy budget in top-1 points; layers "
-                                             "stay float until INT8 fits, else exit 1."),
+    max_drop: Optional[str] = typer.Option(None, "--max-drop", help="INT8 accuracy budget in top-1 points "
+                                           "(default 1, judged on held-out images): layers stay float until INT8 "
+                                           "fits, else exit 1. `--max-drop off` turns the guard off."),
     max_float_layers: Optional[int] = typer.Option(None, "--max-float-layers", min=0, help="At most this many "
                                                    "layers may return to float under --max-drop."),
     exclude_ops: Optional[str] = typer.Option(None, "--exclude-ops", help="Keep in float (comma-separated): "
@@ -79,6 +80,8 @@ def export(
     optimize: Optional[str] = typer.Option(None, "--optimize", help="latency or size: try FP32/INT8 variants on "
                                            "onnxruntime (and OpenVINO when installed), measure each here, keep the "
                                            "best within --max-drop (default 1.0) as model_best.onnx."),
+    explain: bool = typer.Option(False, "--explain", help="Also print the ten INT8 layers with the largest error "
+                                 "against FP32 (report.md always lists them; report.json has every layer)."),
     save_recipe: Optional[Path] = typer.Option(None, "--save-recipe", help="Also write the recipe that repeats "
                                                "this export (run it with `edgekit run`)."),
 ) -> None:
@@ -107,6 +110,7 @@ def export(
         if not fp16:
             int8 = True
         jetson = {"workspace_mb": workspace_mb, "dla_core": dla_core}
+    max_drop = _budget(max_drop)
     quant = QuantConfig(target, calib_method, percentile, not per_tensor, c.names(exclude_ops),
                         c.names(int8_ops) or None)
     calib = CalibOptions(c.as_path(calib_data), calib_size, seed, c.as_path(calib_cache))
@@ -117,6 +121,11 @@ def export(
     if save_recipe is not None:
         from ..recipe import from_export_args
 
+        if max_drop == "off":
+            from ..errors import EdgekitError
+
+            raise EdgekitError("--save-recipe with --max-drop off: a recipe carries a budget in top-1 points; "
+                               "give --max-drop a number")
         saved = from_export_args(model, out, weights, c.as_path(eval_data), num_classes, ov, dynamic_batch, opset,
                                  precision, quant, calib, max_drop, threads, max_float_layers, plan)
         if prune is not None:
@@ -130,6 +139,10 @@ def export(
                        max_float_layers=max_float_layers, plan=c.as_path(plan), prune_ratio=prune,
                        jetson=jetson, optimize=optimize, engine=None if jetson else engine)
     print_table(rep)
+    if explain and "int8" in rep:
+        from ..int8_explain import print_worst
+
+        print_worst(rep["int8"])
     if save_recipe is not None:
         from ..recipe import save
 
@@ -140,7 +153,24 @@ def export(
     files += [rep["engine"]["file"]] if "engine" in rep else []
     files += [rep["optimize"]["choice"]["file"]] if "optimize" in rep else []
     typer.echo(f"wrote {', '.join(f'{out}/{f}' for f in files)}")
-    if "int8" in rep and not rep["int8"]["within_budget"]:
-        raise BudgetExceededError(f"INT8 top-1 drop {rep['int8']['drop']:.2f} exceeds --max-drop {max_drop} even "
-                                  f"with {len(rep['int8']['guard_nodes'])} layers in float; best attempt kept as "
-                                  f"{out}/{rep['int8']['file']}")
+    q = rep.get("int8")
+    if q and q["within_budget"] is False:
+        limit = f"--max-drop {q['max_drop']}" if q["budget"]["source"] == "--max-drop" else \
+            f"the default budget of {q['max_drop']} (--max-drop sets it, --max-drop off removes it)"
+        raise BudgetExceededError(f"INT8 top-1 drop {q['drop']:.2f} on held-out images exceeds {limit} even with "
+                                  f"{len(q['guard_nodes'])} layers in float; best attempt kept as {out}/{q['file']}")
+
+
+def _budget(text: Optional[str]):
+    """--max-drop: None (the default budget), "off", or top-1 points."""
+    from ..errors import EdgekitError
+
+    if text is None or text.strip().lower() in ("off", "none"):
+        return None if text is None else "off"
+    try:
+        value = float(text)
+    except ValueError:
+        raise EdgekitError(f"--max-drop {text}: give top-1 points (e.g. 1 or 0.5), or off") from None
+    if not value >= 0:
+        raise EdgekitError(f"--max-drop {text}: a budget cannot be negative; give top-1 points, or off")
+    return value
