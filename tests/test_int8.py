@@ -233,7 +233,9 @@ def test_npy_calibration_and_fp16(int8_export, digits, digits_pre, cli, tmp_path
     assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # float32 I/O kept
     conv_w = {n.input[1] for n in m.graph.node if n.op_type == "Conv"}
     assert all(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer if i.name in conv_w)
-    assert h["agreement_with_fp32"]["top1_agreement"] >= 99.0 and 0.45 < h["size_ratio_to_fp32"] < 0.55
+    ag = h["agreement_with_fp32"]  # on the built-in photos (no --eval-data): one near-tie may flip, no more
+    assert ag["top1_agreement"] >= 100.0 * (ag["n"] - 1) / ag["n"] and ag["mean_cosine"] > 0.999
+    assert 0.45 < h["size_ratio_to_fp32"] < 0.55
 
 
 def test_bad_input(int8_export, digits, cli, tmp_path):
