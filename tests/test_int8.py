@@ -42,7 +42,10 @@ def test_int8_keeps_accuracy(int8_export):
     q = rep["int8"]
     fp32 = rep["accuracy"]["onnxruntime"]["top1"]
     assert q["baseline"] == pytest.approx(fp32)
-    assert abs(q["accuracy_delta"]) <= 1.0 and q["metric"] >= fp32 - 1.0
+    # 359 images: 1 image = 0.28 points. The committed model measured a 0.00-point drop and 100% agreement
+    # (2-core x86, VNNI); onnxruntime's u8s8 kernels differ between CPUs (AVX2 vs VNNI), so the bounds leave
+    # 2 points (7 images) of drop and 3% (11 images) of disagreement
+    assert abs(q["accuracy_delta"]) <= 2.0 and q["metric"] >= fp32 - 2.0
     assert q["agreement_with_fp32"]["top1_agreement"] >= 97.0
     assert q["calibration"]["size"] == 256 and q["calibration"]["kind"] == "images"
     assert q["size_ratio_to_fp32"] < 0.35  # int8 weights: about a quarter of the float file
@@ -131,19 +134,22 @@ def test_exact_qdq_structure_of_a_tiny_model(tmp_path, cfg, expected):
 
 
 def test_guard_keeps_sensitive_layers_float(digits, digits_model, cli, tmp_path):
-    """Calibrated on three near-black images, plain INT8 loses points; the guard wins them back."""
+    """Calibrated on three near-black images, plain INT8 loses many points; the guard wins them back.
+
+    359 images: 1 image = 0.28 points. Measured on the committed model: 14.2 points lost unguarded (51
+    images), 0.56 (2 images) with one layer back in float; the asserts leave several images either side."""
     blank = tmp_path / "blank"
     blank.mkdir()
     for i in range(3):
         Image.fromarray(np.full((8, 8), i * 20, np.uint8), "L").save(blank / f"b{i}.png")
     out = tmp_path / "o"
     code, stdout, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--eval-data", digits[1],
-                            "--out", out, "--int8", "--calib-data", blank, "--max-drop", "1",
+                            "--out", out, "--int8", "--calib-data", blank, "--max-drop", "2",
                             "--calib-cache", tmp_path / "c.json", *DIGITS_FLAGS)
     assert code == 0, err
     q = json.loads((out / "report.json").read_text())["int8"]
-    assert q["steps"][0]["drop"] > 1.0 and q["steps"][0]["float_nodes"] == []
-    assert q["within_budget"] and q["drop"] <= 1.0 and q["guard_nodes"]
+    assert q["steps"][0]["drop"] >= 6.0 and q["steps"][0]["float_nodes"] == []  # 3x the budget, 21+ images
+    assert q["within_budget"] and q["drop"] <= 2.0 and q["guard_nodes"]
     assert q["float_nodes"] == q["steps"][-1]["float_nodes"] and q["sensitivity_top"]
     assert "kept in float" in stdout and "few" in err  # the warning about 3 calibration images
 
@@ -153,17 +159,19 @@ def test_guard_over_budget_exits_1_and_keeps_best_aside(digits, digits_model, cl
     blank.mkdir()
     Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(blank / "b.png")
     out = tmp_path / "o"
-    # ranges from one black image, and the guard allowed a single float layer: the budget cannot be met
+    # ranges from one black image, and the guard may put no layer back in float: the budget cannot be met.
+    # 359 images: 1 image = 0.28 points; measured 14.5 points lost (52 images), asserted over 6 (21 images).
+    # (With one float layer allowed the drop measured 0.84, 3 images: too close to any budget to test on.)
     code, _, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--eval-data", digits[1],
-                       "--out", out, "--int8", "--calib-data", blank, "--max-drop", "0.1", "--max-float-layers", "1",
+                       "--out", out, "--int8", "--calib-data", blank, "--max-drop", "0.1", "--max-float-layers", "0",
                        "--calib-cache", tmp_path / "c.json", *DIGITS_FLAGS)
     rep = json.loads((out / "report.json").read_text())
     q = rep["int8"]
-    assert not q["within_budget"] and q["drop"] > 0.5
-    assert code == 1 and "exceeds --max-drop 0.1" in err and len(q["steps"]) == 2
+    assert not q["within_budget"] and q["drop"] >= 6.0
+    assert code == 1 and "exceeds --max-drop 0.1" in err and len(q["steps"]) == 1
     assert q["file"] == "model_int8_over_budget.onnx" and (out / q["file"]).exists()
     assert not (out / "model_int8.onnx").exists()
-    assert q["drop"] == min(s["drop"] for s in q["steps"]) > 0
+    assert q["drop"] == min(s["drop"] for s in q["steps"]) and q["float_nodes"] == []
 
 
 def test_cache_reuse_is_byte_identical_and_keyed(int8_export, digits, digits_pre, tmp_path):
@@ -225,7 +233,9 @@ def test_npy_calibration_and_fp16(int8_export, digits, digits_pre, cli, tmp_path
     assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # float32 I/O kept
     conv_w = {n.input[1] for n in m.graph.node if n.op_type == "Conv"}
     assert all(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer if i.name in conv_w)
-    assert h["agreement_with_fp32"]["top1_agreement"] >= 99.0 and 0.45 < h["size_ratio_to_fp32"] < 0.55
+    ag = h["agreement_with_fp32"]  # on the built-in photos (no --eval-data): one near-tie may flip, no more
+    assert ag["top1_agreement"] >= 100.0 * (ag["n"] - 1) / ag["n"] and ag["mean_cosine"] > 0.999
+    assert 0.45 < h["size_ratio_to_fp32"] < 0.55
 
 
 def test_bad_input(int8_export, digits, cli, tmp_path):
