@@ -350,9 +350,9 @@ def profile_model(model: str, out: str | os.PathLike | None = None, backend: str
         raise EdgekitError(f"the torch backend runs zoo models, not {model}: pass a model name, or "
                            "--backend onnxruntime")
     if backend == "tensorrt":
-        from .backends.tensorrt import require_tensorrt
+        from .backends.tensorrt import require_gpu
 
-        require_tensorrt()
+        require_gpu()  # TensorRT and a device count above zero, or the one-line reason
         if not is_onnx(model):
             raise EdgekitError(f"the tensorrt backend builds its engine from an ONNX file, not {model!r}: run "
                                f"`edgekit export {model}` first")

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -143,31 +141,14 @@ def write_bundle(folder: Path, model_name: str, onnx_path: Path, precision: str,
     return manifest
 
 
-def _run(cmd: list[str]) -> str | None:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def device_facts() -> dict:
-    """JetPack/L4T release, power mode, clocks; on a desktop GPU the Jetson fields stay None."""
-    facts = {"machine": platform.machine(), "l4t": None, "nvpmodel": None, "clocks_locked": None}
-    rel = Path("/etc/nv_tegra_release")
-    if rel.exists():
-        facts["l4t"] = rel.read_text().splitlines()[0].strip()
-        facts["nvpmodel"] = _run(["nvpmodel", "-q"])
-        clocks = _run(["jetson_clocks", "--show"])
-        if clocks is not None:
-            # locked clocks show the same current, min and max frequency for the GPU
-            facts["clocks_locked"] = bool(re.search(r"GPU MinFreq=(\d+) MaxFreq=\1 CurrentFreq=\1", clocks))
-    try:
-        import torch
+    """JetPack/L4T release, power mode, locked clocks, CUDA versions (each "n/a (why)" where absent), as
+    `edgekit doctor` reads them."""
+    from .doctor import jetson_facts, versions
 
-        facts["cuda"] = torch.version.cuda
-    except ImportError:
-        pass
-    return facts
+    v = versions()
+    return {"machine": platform.machine(), **jetson_facts(), "cuda runtime": v["cuda runtime"],
+            "cuda driver": v["cuda driver"], "tensorrt": v["tensorrt"]}
 
 
 def judge(manifest: dict, measured: dict) -> list[str]:

@@ -245,3 +245,13 @@ def test_pruned_onnx_gets_no_unpruned_pytorch_twin(tmp_path):
     src = open_model("squeezenet1_1", "random", overrides=small)
     twin = torch_twin(src, None, notes)
     assert twin is not src.torch_model and conv_shapes_torch(twin) == conv_shapes_torch(src.torch_model)
+
+
+def test_build_prints_the_inspector_counts(inspector):
+    from edgekit.backends.tensorrt import _layer_facts, layer_summary
+    from edgekit.cli.build import layer_line
+
+    dla = _layer_facts(layer_summary(inspector["dla"]), {"device": "DLA"})
+    assert layer_line(dla) == ("engine layers: int8 3 (plus 1 reformat/no-op); on DLA 1, GPU 3; 2 fell back from "
+                               "the DLA to the GPU: /pool/GlobalAveragePool, /classifier/Gemm")
+    assert layer_line({}) == "engine layers: not inspected"

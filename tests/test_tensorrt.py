@@ -194,7 +194,11 @@ def test_bundle_manifest_and_onnx_agree_on_the_host(bundle):
     got = agreement(logits, s["fp32_logits"])["top1_agreement"]
     assert got >= doc["expected"]["agreement"] - doc["tolerance"]["agreement_points"]
     assert doc["expected"]["top1"] >= 90.0
-    assert "--stronglyTyped" in (bundle / "trtexec.sh").read_text()
+    sh = (bundle / "trtexec.sh").read_text()
+    assert "--stronglyTyped" in sh and "TensorRT 11.4.1+ (JetPack 7.2.2+" in sh
+    assert "--timingCacheFile=model_int8.timing.cache" in sh  # the name the Python build writes
+    readme = (bundle / "README.md").read_text()
+    assert "pip install --no-deps edgekit" in readme and "edgekit build ." in readme
 
 
 def test_bundle_tampering_and_bad_manifests(bundle, tmp_path):

@@ -24,3 +24,16 @@ def build(
 
     rep = build_bundle(bundle, out, repeats, force)
     print_table(rep)
+    typer.echo(layer_line(rep.get("build", {})))
+
+
+def layer_line(build: dict) -> str:
+    """What the engine inspector saw: layers per precision and per device, and the DLA's GPU fallback."""
+    layers = build.get("layers") or {}
+    if not layers.get("detailed"):
+        return "engine layers: not inspected"
+    prec = ", ".join(f"{k} {v}" for k, v in layers["precision"].items())
+    dev = ", ".join(f"{k} {v}" for k, v in layers["device"].items())
+    fallback = build.get("dla_gpu_fallback_layers") or []
+    more = f"; {len(fallback)} fell back from the DLA to the GPU: {', '.join(fallback[:5])}" if fallback else ""
+    return f"engine layers: {prec} (plus {layers['bookkeeping']} reformat/no-op); on {dev}{more}"
