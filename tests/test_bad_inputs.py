@@ -202,10 +202,14 @@ def kit(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def results(kit):
+def results(kit, request):
+    """Run the selected cases (all, or those -k picked), two at a time; snapshot the inputs before and after."""
+    picked = {item.callspec.params["case"].id for item in request.session.items
+              if hasattr(item, "callspec") and "case" in item.callspec.params}
+    cases = [c for c in CASES if c.id in picked] or CASES
     before = _snapshot(kit)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        done = dict(zip([c.id for c in CASES], pool.map(lambda c: _edgekit(c.args, kit, c.preexec), CASES)))
+        done = dict(zip([c.id for c in cases], pool.map(lambda c: _edgekit(c.args, kit, c.preexec), cases)))
     return done, before, _snapshot(kit)
 
 
