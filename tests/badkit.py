@@ -167,6 +167,7 @@ def recipes(root: Path) -> dict[str, Path]:
     d.mkdir()
     base = "model: squeezenet1_1\nweights: random\nout: {out}\n"
     texts = {
+        "clean": base,
         "typo": base + "quantize:\n  precison: int8\n",
         "wrong-type": base + "quantize:\n  precision: int8\n  calib_size: many\n",
         "not-yaml": "model: squeezenet1_1\n  weights: [random\n",

@@ -163,8 +163,8 @@ def test_check_budgets(profiled, cli, tmp_path, monkeypatch):
     assert code == 1 and "FAIL" in out and "regression" in err and "size MB" in err
     assert 'failures="1"' in (tmp_path / "j.xml").read_text() and "REGRESSION" in summary.read_text()
     (tmp_path / "drop.yaml").write_text("max_accuracy_drop: 0.5\n")  # a profile report has no INT8 drop
-    code, out, _ = cli("check", path, "--budget", tmp_path / "drop.yaml")
-    assert code == 1 and "missing" in out
+    code, out, err = cli("check", path, "--budget", tmp_path / "drop.yaml")  # missing data is bad input, not 1
+    assert code == 2 and "cannot check max_accuracy_drop 0.5:" in err and "has no top-1 drop" in err
     (tmp_path / "typo.yaml").write_text("max_size: 3\n")
     code, _, err = cli("check", path, "--budget", tmp_path / "typo.yaml")
     assert code == 2 and "typo.yaml:1: max_size: unknown key (did you mean max_size_mb?)" in err
