@@ -79,6 +79,9 @@ def export(
     optimize: Optional[str] = typer.Option(None, "--optimize", help="latency or size: try FP32/INT8 variants on "
                                            "onnxruntime (and OpenVINO when installed), measure each here, keep the "
                                            "best within --max-drop (default 1.0) as model_best.onnx."),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Seconds the --optimize search may "
+                                                "take: a step starts only if its estimate fits; FP32 is always "
+                                                "measured, and the step under way finishes."),
     save_recipe: Optional[Path] = typer.Option(None, "--save-recipe", help="Also write the recipe that repeats "
                                                "this export (run it with `edgekit run`)."),
 ) -> None:
@@ -128,7 +131,7 @@ def export(
                        ov, dynamic_batch, opset,
                        Tolerance(atol, rtol), max_images, force, int8, fp16, quant, calib, max_drop, threads,
                        max_float_layers=max_float_layers, plan=c.as_path(plan), prune_ratio=prune,
-                       jetson=jetson, optimize=optimize, engine=None if jetson else engine)
+                       jetson=jetson, optimize=optimize, engine=None if jetson else engine, time_budget=time_budget)
     print_table(rep)
     if save_recipe is not None:
         from ..recipe import save
