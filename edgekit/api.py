@@ -53,7 +53,7 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                  calib: CalibOptions | None = None, max_drop: float | str | None = None, threads: int | None = None,
                  timing: TimingOptions | None = None, max_float_layers: int | None = None,
                  plan: str | None = None, prune_ratio: float | None = None, jetson: dict | None = None,
-                 optimize: str | None = None, engine: dict | None = None) -> dict:
+                 optimize: str | None = None, engine: dict | None = None, time_budget: float | None = None) -> dict:
     """Export ``model`` (zoo name or .onnx) to ``out/model.onnx``, verified against its source.
 
     With ``int8``, also ``out/model_int8.onnx`` (QDQ, calibrated on real images, guarded by ``max_drop``: None
@@ -71,6 +71,8 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
         raise EdgekitError("--max-drop guards INT8 accuracy: add --int8 (or --optimize)")
     if optimize is not None and max_drop == "off":
         raise EdgekitError("--optimize chooses within an accuracy budget: give --max-drop in top-1 points, not off")
+    if time_budget is not None and optimize is None:
+        raise EdgekitError("--time-budget bounds the --optimize search: add --optimize latency (or size)")
     if optimize is not None and (int8 or fp16):
         raise EdgekitError("--optimize tries FP32 and INT8 itself: drop --int8/--fp16")
     if engine is not None:
@@ -143,7 +145,7 @@ def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", 
                 extra["optimize"] = optimize_artifact(source, tmp, onnx_path, x, y, optimize, quant or QuantConfig(),
                                                       calib or CalibOptions(), max_drop, threads,
                                                       timing or TimingOptions(warmup=10, repeats=50), notes,
-                                                      progress, _calibration_set)
+                                                      progress, _calibration_set, time_budget=time_budget)
             if jetson is not None:
                 extra["bundle"] = _bundle_stage(tmp, source, onnx_path, extra, x, y, jetson, threads)
             if engine is not None:

@@ -6,12 +6,21 @@ EfficientNet under onnxruntime (its quantized Sigmoid/Mul and ReduceMean cost mo
 gain), and OpenVINO beats onnxruntime on some models. So edgekit measures instead of guessing, in three
 rounds: the precision candidates; INT8 with the op types that onnxruntime's profiler shows slower quantized
 kept in float, one at a time, each kept only if it measured faster; runtime options (graph optimization level,
-thread spinning, denormals, CPU pinning) on the fastest artifacts within the budget.
+thread spinning, denormals, CPU pinning) on the fastest artifacts within the budget. Between the first two,
+mixed precision: the accuracy guard's sensitivity ranking, the k most sensitive layers kept in float for several k,
+on every backend, when a full INT8 misses the budget (the depthwise and SE families).
+
+Candidates are chosen on a selection split and reported on a disjoint judge split, so the reported drop is not
+the one the choice was fitted to.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field, replace
+from typing import Callable
+
+import numpy as np
 
 from .errors import BudgetExceededError, EdgekitError
 
@@ -28,11 +37,12 @@ class Candidate:
     symmetric_activations: bool = False
     nncf: bool = False  # OpenVINO's own INT8 recipe (NNCF) instead of edgekit's Q/DQ ONNX
     runtime: tuple[tuple[str, object], ...] = ()  # runner options, e.g. (("ENABLE_CPU_PINNING", True),)
+    float_nodes: tuple[str, ...] = ()  # mixed precision: these nodes (the most sensitive) stay float
 
     @property
     def artifact_key(self) -> tuple:
-        """Candidates that differ only in runtime options share one file."""
-        return (self.precision, self.exclude, self.int8_ops, self.symmetric_activations, self.nncf)
+        """Candidates that differ only in runtime options (or backend) share one file."""
+        return (self.precision, self.exclude, self.int8_ops, self.symmetric_activations, self.nncf, self.float_nodes)
 
 
 @dataclass
@@ -81,6 +91,73 @@ def choose(measured: list[Measured], max_drop: float, objective: str = "latency"
     if objective == "latency":
         return min(ok, key=lambda m: (round(m.latency_ms, 6), m.size_bytes, m.candidate.name))
     return min(ok, key=lambda m: (m.size_bytes, round(m.latency_ms, 6), m.candidate.name))
+
+
+def split_selection_judge(n: int, labels=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint halves of ``n`` images: one to choose on, one to report on. With labels, each class is dealt
+    alternately to both halves (after a seeded shuffle), so both see every class."""
+    if n < 2:
+        raise EdgekitError(f"--optimize needs at least 2 judge images to split into selection and judge halves, got "
+                           f"{n}: pass --eval-data with labelled images")
+    order = np.random.default_rng(seed).permutation(n)
+    if labels is None:
+        return np.sort(order[0::2]), np.sort(order[1::2])
+    labels = np.asarray(labels)
+    sel, judge = [], []
+    for c in np.unique(labels):
+        members = [i for i in order if labels[i] == c]
+        sel += members[0::2]
+        judge += members[1::2]
+    if not judge:  # one image per class: deal the selection's surplus to the judge half
+        judge, sel = sel[1::2], sel[0::2]
+    return np.sort(np.asarray(sel, int)), np.sort(np.asarray(judge, int))
+
+
+MIXED_KS = (1, 2, 3, 4, 6, 8)  # the guard's own schedule: how many of the most sensitive layers stay float
+
+
+def mixed_ks(n_ranked: int, k_fit: int | None) -> list[int]:
+    """The k of the mixed candidates: every scheduled k up to the one the guard found within budget (``k_fit``),
+    and the next one as a margin for the judge split; all scheduled k when none fitted. Always fewer than
+    ``n_ranked`` (all layers float is the FP32 candidate)."""
+    ks = [k for k in MIXED_KS if k < n_ranked]
+    if k_fit is None:
+        return ks
+    below = [k for k in ks if k < k_fit]
+    above = [k for k in ks if k > k_fit][:1]
+    return below + ([k_fit] if 0 < k_fit < n_ranked else []) + above
+
+
+class TimeBudget:
+    """``--time-budget``: the search starts a step only if the time spent plus the step's estimate (its candidate
+    count times the mean cost of a candidate so far) fits; skipped steps are recorded. ``seconds=None`` is no
+    limit. The step in progress always finishes, so a step's estimate is the most the budget can be overrun."""
+
+    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        if seconds is not None and seconds <= 0:
+            raise EdgekitError(f"--time-budget {seconds}: give a positive number of seconds")
+        self.seconds, self.clock = seconds, clock
+        self.start = clock()
+        self.done = 0
+        self.skipped: list[str] = []
+
+    def spent(self) -> float:
+        return self.clock() - self.start
+
+    def per_candidate(self) -> float:
+        return self.spent() / self.done if self.done else 0.0
+
+    def allows(self, what: str, n_candidates: int = 1) -> bool:
+        if self.seconds is None or self.spent() + n_candidates * self.per_candidate() <= self.seconds:
+            return True
+        self.skipped.append(what)
+        return False
+
+    def finished(self, n_candidates: int) -> None:
+        self.done += n_candidates
+
+    def describe(self) -> dict:
+        return {"seconds": self.seconds, "spent_s": round(self.spent(), 3), "skipped": list(self.skipped)}
 
 
 # runtime options worth a measurement on top of an artifact; each backend's runner checks the keys

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import calibration
+from . import optimize as opt
 from .data import load_array
 from .errors import EdgekitError
 from .export import run_batched
@@ -50,14 +51,31 @@ class _Search:
         self.threads, self.timing, self.progress = threads, timing, progress
         self.files: dict[tuple, Path] = {}
         self.labelled = y is not None and source.pretrained
-        self.judge_x, self.y = x, y
+        pool_x, pool_y = x, (y if self.labelled else None)
         if not self.labelled and cal.held_out is not None and len(cal.held_out):
-            self.judge_x, _ = load_array(cal.held_out.subset(range(min(len(cal.held_out), 500))), source.preprocess,
-                                         progress, "reading held-out images")
+            pool_x, _ = load_array(cal.held_out.subset(range(min(len(cal.held_out), 500))), source.preprocess,
+                                   progress, "reading held-out images")
+        sel, judge = opt.split_selection_judge(len(pool_x), pool_y)
         with runner_for(Candidate("ref", "onnxruntime", "fp32"), fp32_path, threads) as r:
-            self.ref = run_batched(r, self.judge_x)
-        self.baseline = accuracy(self.ref, y)["top1"] if self.labelled else 100.0
-        self.metrics: dict[str, float] = {}
+            ref = run_batched(r, pool_x)
+        # (images, labels or None, FP32 logits) of the half that chooses and of the half that reports
+        self.halves = {name: (pool_x[idx], None if pool_y is None else pool_y[idx], ref[idx])
+                       for name, idx in (("selection", sel), ("judge", judge))}
+        self.baseline = {name: self._score(ref[idx], h) for (name, h), idx in zip(self.halves.items(), (sel, judge))}
+        self.metrics: dict[str, dict[str, float]] = {}
+
+    def _score(self, logits, half) -> float:
+        _, labels, ref = half
+        return accuracy(logits, labels)["top1"] if labels is not None else agreement(logits, ref)["top1_agreement"]
+
+    def score(self, runner, half: str = "selection") -> float:
+        h = self.halves[half]
+        return self._score(run_batched(runner, h[0]), h)
+
+    def describe_split(self) -> dict:
+        return {"judged_by": "top-1" if self.labelled else "agreement with FP32",
+                "selection_images": len(self.halves["selection"][0]), "judge_images": len(self.halves["judge"][0]),
+                "baseline": self.baseline}
 
     def artifact(self, cand: Candidate) -> Path:
         if cand.precision == "fp32":
@@ -65,7 +83,12 @@ class _Search:
         if cand.artifact_key in self.files:
             return self.files[cand.artifact_key]
         (self.tmp / "candidates").mkdir(exist_ok=True)
-        if cand.nncf:
+        if cand.float_nodes:
+            from .optimize_mixed import build_mixed
+
+            path = build_mixed(self, cand.float_nodes,
+                               self.tmp / "candidates" / f"int8-mixed-{len(cand.float_nodes)}.onnx")
+        elif cand.nncf:
             from .backends.openvino import int8_with_nncf
 
             path = int8_with_nncf(self.fp32_path, self.tmp / "candidates" / "nncf_int8.xml", self.cal.x)
@@ -85,15 +108,16 @@ class _Search:
         return path
 
     def measure(self, cands: list[tuple[Candidate, Path]]) -> list[Measured]:
-        """Each candidate alone, in turn, ``SWEEPS`` times; accuracy (or agreement) once, on the judge images."""
+        """Each candidate alone, in turn, ``SWEEPS`` times, the order rotated each sweep (no candidate always runs
+        first or after the same one); accuracy (or agreement) once on each half: the selection half's drop is the
+        one the choice uses, the judge half's is reported."""
         medians: dict[str, list[float]] = {c.name: [] for c, _ in cands}
         for sweep in range(SWEEPS):
-            for cand, path in cands:
+            shift = sweep % len(cands)
+            for cand, path in cands[shift:] + cands[:shift]:
                 with runner_for(cand, path, self.threads) as r:
                     if cand.name not in self.metrics:
-                        logits = run_batched(r, self.judge_x)
-                        self.metrics[cand.name] = (accuracy(logits, self.y)["top1"] if self.labelled
-                                                   else agreement(logits, self.ref)["top1_agreement"])
+                        self.metrics[cand.name] = {h: self.score(r, h) for h in self.halves}
                     lat = time_runner(r, self.x[:1], self.timing, self.progress, desc=f"timing {cand.name}")
                 medians[cand.name].append(lat["median_ms"])
                 gc.collect()
@@ -101,21 +125,26 @@ class _Search:
         for cand, path in cands:
             size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0)
             m = self.metrics[cand.name]
-            out.append(Measured(cand, statistics.median(medians[cand.name]), size, m, self.baseline - m,
+            sweeps = medians[cand.name]
+            out.append(Measured(cand, statistics.median(sweeps), size, m["selection"],
+                                self.baseline["selection"] - m["selection"],
                                 str(path.relative_to(self.tmp)) if path.is_relative_to(self.tmp) else path.name,
-                                {"sweeps_ms": medians[cand.name]}))
+                                {"sweeps_ms": sweeps, "spread_ms": max(sweeps) - min(sweeps),
+                                 "judge_metric": m["judge"], "judge_drop": self.baseline["judge"] - m["judge"]}))
         return out
 
 
 def optimize_artifact(source, tmp: Path, fp32_path: Path, x, y, objective: str, base_cfg: QuantConfig,
                       copts, max_drop, threads, timing: TimingOptions, notes: list[str], progress,
-                      calibration_set) -> dict:
-    """Measure every candidate on this machine and keep the fastest (or smallest) within the budget."""
+                      calibration_set, time_budget: float | None = None) -> dict:
+    """Measure every candidate on this machine and keep the fastest (or smallest) within the budget on the
+    selection half of the judge images; report each candidate's drop on the other half too."""
     from .backends.onnxruntime import op_times
     from .onnxinfo import load_checked
 
     if base_cfg.target != "cpu":
         raise EdgekitError("--optimize measures on this CPU: drop --target")
+    clock = opt.TimeBudget(time_budget)  # from here: calibration and the reference run count too
     max_drop = 1.0 if max_drop is None else max_drop
     backends = ["onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
     if len(backends) == 1:
@@ -127,9 +156,12 @@ def optimize_artifact(source, tmp: Path, fp32_path: Path, x, y, objective: str, 
     cache_file = Path(copts.cache) if copts.cache else calibration.DEFAULT_CACHE_DIR / f"{source.name}-{key[:16]}.json"
     s = _Search(source, tmp, fp32_path, x, y, base_cfg, cal, cache_file, key, threads, timing, progress)
 
-    # round 1: precision, op exclusions, backends
-    built = [(c, s.artifact(c)) for c in candidates(source.family, backends, nncf="openvino" in backends and
-                                                      importlib.util.find_spec("nncf") is not None)]
+    # round 1: precision, op exclusions, backends; FP32 always (the answer of last resort), the rest while time lasts
+    built = []
+    for c in candidates(source.family, backends, nncf="openvino" in backends and
+                        importlib.util.find_spec("nncf") is not None):
+        if c.precision == "fp32" or clock.allows(c.name):
+            built.append((c, s.artifact(c)))
     seen, unique = {}, []
     for cand, path in built:  # identical files on one backend are one candidate (e.g. no depthwise convs)
         digest = (cand.backend, sha256_file(path))
@@ -139,36 +171,58 @@ def optimize_artifact(source, tmp: Path, fp32_path: Path, x, y, objective: str, 
         seen[digest] = cand.name
         unique.append((cand, path))
     measured = s.measure(unique)
+    clock.finished(len(unique))
+
+    # round 1b: mixed precision from the guard's sensitivity ranking, where full INT8 misses the budget
+    mixed: dict = {}
+    if clock.allows("mixed precision", 2 * len(backends)):
+        from .optimize_mixed import mixed_candidates
+
+        cands, mixed = mixed_candidates(s, max_drop, backends, notes)
+        cands = [c for c in cands if clock.allows(c.name)]
+        if cands:
+            measured += s.measure([(c, s.artifact(c)) for c in cands])
+            clock.finished(len(cands))
 
     # round 2: where the INT8 time goes (onnxruntime's profiler), then float op types one at a time
-    int8 = next(m for m in measured if m.candidate.name == "onnxruntime-int8")
-    profile = op_times(tmp / int8.file, np.ascontiguousarray(x[:1]), threads)
-    op_types = {n.op_type for n in load_checked(fp32_path).graph.node}
-    order = profiled_exclusions(profile, op_types)
-    steps, best = [], int8
-    for op in order[:PROFILED_STEPS]:
-        excl = best.candidate.exclude + (op,)
-        cand = Candidate("onnxruntime-int8-float-" + "-".join(e.lower() for e in excl), "onnxruntime", "int8",
-                         exclude=excl)
-        again, trial = s.measure([(best.candidate, tmp / best.file), (cand, s.artifact(cand))])
-        kept = trial.latency_ms < again.latency_ms * KEEP_IF_FASTER and trial.drop <= max_drop
-        steps.append({"float": op, "ms": trial.latency_ms, "against_ms": again.latency_ms, "drop": trial.drop,
-                      "kept": kept})
-        measured.append(trial)
-        if kept:
-            best = trial
-    if best is not int8 and "openvino" in backends:
-        ov = dataclasses.replace(best.candidate, name=best.candidate.name.replace("onnxruntime", "openvino"),
-                                 backend="openvino")
-        measured += s.measure([(ov, tmp / best.file)])
+    int8 = next((m for m in measured if m.candidate.name == "onnxruntime-int8"), None)
+    profile, steps = {}, []
+    if int8 is not None and clock.allows("profiled op types", 2):
+        profile = op_times(tmp / int8.file, np.ascontiguousarray(x[:1]), threads)
+        op_types = {n.op_type for n in load_checked(fp32_path).graph.node}
+        order = profiled_exclusions(profile, op_types)
+        best = int8
+        for op in order[:PROFILED_STEPS]:
+            excl = best.candidate.exclude + (op,)
+            cand = Candidate("onnxruntime-int8-float-" + "-".join(e.lower() for e in excl), "onnxruntime", "int8",
+                             exclude=excl)
+            if not clock.allows(cand.name, 2):
+                break
+            again, trial = s.measure([(best.candidate, tmp / best.file), (cand, s.artifact(cand))])
+            clock.finished(2)
+            kept = trial.latency_ms < again.latency_ms * KEEP_IF_FASTER and trial.drop <= max_drop
+            steps.append({"float": op, "ms": trial.latency_ms, "against_ms": again.latency_ms, "drop": trial.drop,
+                          "kept": kept})
+            measured.append(trial)
+            if kept:
+                best = trial
+        if best is not int8 and "openvino" in backends and clock.allows(best.candidate.name + " on openvino"):
+            ov = dataclasses.replace(best.candidate, name=best.candidate.name.replace("onnxruntime", "openvino"),
+                                     backend="openvino")
+            measured += s.measure([(ov, tmp / best.file)])
+            clock.finished(1)
 
     # round 3: runtime options on the fastest artifacts within the budget, re-measured beside them
     seeds = tuning_seeds(measured, max_drop)
-    if seeds:
-        tuned = s.measure([(m.candidate, tmp / m.file) for m in seeds] +
-                          [(v, tmp / m.file) for m in seeds for v in runtime_variants(m.candidate)])
+    variants = [(v, tmp / m.file) for m in seeds for v in runtime_variants(m.candidate)]
+    if seeds and clock.allows("runtime options", len(seeds) + len(variants)):
+        tuned = s.measure([(m.candidate, tmp / m.file) for m in seeds] + variants)
+        clock.finished(len(seeds) + len(variants))
         again = {m.candidate.name: m for m in tuned}
         measured = [again.pop(m.candidate.name, m) for m in measured] + list(again.values())
+    if clock.skipped:
+        notes.append(f"--time-budget {time_budget:g} s: stopped starting candidates after {clock.spent():.0f} s; "
+                     f"skipped {', '.join(clock.skipped)}")
 
     best = choose(measured, max_drop, objective)
     src_file = tmp / best.file
@@ -180,12 +234,14 @@ def optimize_artifact(source, tmp: Path, fp32_path: Path, x, y, objective: str, 
     (tmp / "model_best.runtime.json").write_text(json.dumps(runtime, indent=2) + "\n")
     ort_fp32 = next(m for m in measured if m.candidate.name == "onnxruntime-fp32")
     notes.append(f"--optimize {objective}: chose {best.candidate.name} ({best.latency_ms:.3f} ms, drop "
-                 f"{best.drop:.2f}); onnxruntime FP32 ran {ort_fp32.latency_ms:.3f} ms")
+                 f"{best.drop:.2f} on the {len(s.halves['selection'][0])} selection images, "
+                 f"{best.extra['judge_drop']:.2f} on the {len(s.halves['judge'][0])} judge images); "
+                 f"onnxruntime FP32 ran {ort_fp32.latency_ms:.3f} ms")
     if best.candidate.runtime:
         notes.append(f"the choice runs with {best.candidate.backend} options {dict(best.candidate.runtime)}: "
                      "model_best.runtime.json records them and `edgekit profile` applies them")
-    return {"objective": objective, "max_drop": max_drop, "judged_by": "top-1" if s.labelled else
-            "agreement with FP32", "baseline": s.baseline,
+    return {"objective": objective, "max_drop": max_drop, **s.describe_split(), "mixed_precision": mixed,
+            "time_budget": clock.describe(),
             "choice": {**best.to_dict(), "file": chosen.name, "source_file": best.file},
             "candidates": [m.to_dict() for m in measured], "threads": threads,
             "int8_profile_ms": profile, "profiled_search": steps}

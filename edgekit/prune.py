@@ -17,11 +17,10 @@ from .errors import EdgekitError
 PLAN_VERSION = 1
 IMPORTANCES = ("l1", "l2", "bn", "taylor")
 # Torch-Pruning's graph covers these; ShuffleNetV2's channel shuffle (a reshape-transpose-reshape that
-# interleaves two branches) breaks its index mapping (ZeroDivisionError at ratio 0.5, round_to 8).
-PRUNABLE_FAMILIES = ("squeezenet", "mobilenet", "efficientnet", "mnasnet", "resnet", "vgg", "alexnet")
+# interleaves two branches) breaks its index mapping (ZeroDivisionError at ratio 0.5, round_to 8), so that
+# family is pruned branch by branch (prune_shufflenet.py).
+PRUNABLE_FAMILIES = ("squeezenet", "mobilenet", "efficientnet", "mnasnet", "resnet", "vgg", "alexnet", "shufflenet")
 UNSUPPORTED = {
-    "shufflenet": "ShuffleNetV2's channel shuffle interleaves the two branches, which Torch-Pruning's "
-                  "dependency graph cannot follow (it fails or builds a wrong graph)",
     "densenet": "DenseNet's dense concatenations make every layer depend on all earlier ones; edgekit has no "
                 "tested rule for them yet",
     "googlenet": "GoogLeNet's inception branches are not covered by edgekit's pruning tests yet",
@@ -101,10 +100,11 @@ def prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
     before = channel_counts(model)
     macs0, params0 = tp.utils.count_ops_and_params(model, example)
     ratio_dict = {_module(model, n): r for n, r in cfg.layer_ratios}
-    pruner = tp.pruner.MetaPruner(model, example, importance=_importance(cfg.importance),
-                                  global_pruning=cfg.global_pruning, pruning_ratio=cfg.ratio,
-                                  pruning_ratio_dict=ratio_dict or None, ignored_layers=kept_layers(model, card),
-                                  round_to=cfg.round_to)
+    shuffle = card.family == "shufflenet"
+    pruner = None if shuffle else tp.pruner.MetaPruner(
+        model, example, importance=_importance(cfg.importance), global_pruning=cfg.global_pruning,
+        pruning_ratio=cfg.ratio, pruning_ratio_dict=ratio_dict or None, ignored_layers=kept_layers(model, card),
+        round_to=cfg.round_to)
     if cfg.importance == "taylor":
         if not taylor_batches:
             raise EdgekitError("--importance taylor needs gradients from real images: pass --finetune-data or "
@@ -115,7 +115,14 @@ def prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
             target = torch.as_tensor(y) if y is not None else logits.argmax(1)
             torch.nn.functional.cross_entropy(logits, target).backward()
     try:
-        pruner.step()
+        if shuffle:
+            from .prune_shufflenet import prune_branches
+
+            prune_branches(model, cfg, _importance(cfg.importance))
+        else:
+            pruner.step()
+    except EdgekitError:
+        raise
     except Exception as exc:
         raise EdgekitError(f"Torch-Pruning could not prune {card.name} at ratio {cfg.ratio} ({exc!r:.160}): "
                            "try a smaller --ratio or --round-to 1") from None
@@ -143,6 +150,11 @@ def rebuild(model, plan: dict, card):
         raise EdgekitError("not an edgekit pruning plan (or another version): re-run edgekit prune")
     if plan["base_model"] != card.name:
         raise EdgekitError(f"the plan is for {plan['base_model']}, not {card.name}: pass the matching model")
+    if card.family == "shufflenet":
+        from .prune_shufflenet import rebuild_branches
+
+        rebuild_branches(model, plan["layers"])
+        return model
     dg = tp.DependencyGraph().build_dependency(model, torch.zeros(*plan["input_shape"]))
     for name, spec in plan["layers"].items():
         mod = _module(model, name)

@@ -64,7 +64,74 @@ def test_family_prunes_and_stays_valid(name, ratio, tmp_path):
         torch.testing.assert_close(rebuilt(torch.from_numpy(x)), torch.from_numpy(ref), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name,why", [("shufflenet_v2_x1_0", "channel shuffle"), ("densenet121", "dense")])
+@pytest.mark.parametrize("ratio", [0.5, 0.3])
+def test_shufflenet_prunes_branches_and_keeps_the_split(ratio, tmp_path):
+    """ShuffleNetV2: each block's branch2 inner width and the last conv's outputs fall; every block's input and
+    output width (the split, the concat, the shuffle) and the classifier's outputs stay."""
+    import onnxruntime as ort
+    from torchvision.models.shufflenetv2 import InvertedResidual
+
+    card = get_card("shufflenet_v2_x1_0")
+    torch.manual_seed(0)
+    model = card.build(10).eval()
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.1, 0.1)
+            mod.bias.data.uniform_(-0.1, 0.1)
+    widths = {n: (m.branch2[0].in_channels, m.branch2[5].out_channels) for n, m in model.named_modules()
+              if isinstance(m, InvertedResidual)}
+    _, p0, m0 = _onnx_counts(model, tmp_path / "base.onnx")
+    plan = prune(model, card, SHAPE, PruneConfig(ratio))
+    m, p1, m1 = _onnx_counts(model, tmp_path / "pruned.onnx")
+    blocks = {n: b for n, b in model.named_modules() if isinstance(b, InvertedResidual)}
+    assert {n: (b.branch2[0].in_channels, b.branch2[5].out_channels) for n, b in blocks.items()} == widths
+    assert len(plan["layers"]) == 2 * len(blocks) + 1  # branch2.0 and its depthwise branch2.3 per block, conv5.0
+    assert all(v["kept"] % 8 == 0 and v["kept"] < v["of"] for v in plan["layers"].values())
+    assert "conv1.0" not in plan["layers"] and model.fc.out_features == 10
+    # measured on this model: 0.52 of the parameters stay at ratio 0.5 and 0.70 at 0.3 (only inner widths move)
+    assert p1 / p0 < (0.55 if ratio == 0.5 else 0.75) and m1 < m0
+    assert 1 - p1 / p0 >= (1 - plan["params"]["after"] / plan["params"]["before"]) - 0.01
+    x = np.random.default_rng(0).standard_normal(SHAPE).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    assert ref.shape == (1, 10)
+    got = ort.InferenceSession(str(tmp_path / "pruned.onnx")).run(None, {m.graph.input[0].name: x})[0]
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-3)
+    rebuilt = rebuild(card.build(10).eval(), json.loads(json.dumps(plan)), card)
+    rebuilt.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(torch.from_numpy(x)), torch.from_numpy(ref), rtol=0, atol=0)
+
+
+def test_shufflenet_bad_options():
+    card = get_card("shufflenet_v2_x1_0")
+    with pytest.raises(EdgekitError, match="--global does not apply to ShuffleNetV2"):
+        prune(card.build(10), card, SHAPE, PruneConfig(0.3, global_pruning=True))
+    with pytest.raises(EdgekitError, match=r"--layer-ratio stage2.0.branch1.2: ShuffleNetV2 prunes only"):
+        prune(card.build(10), card, SHAPE, PruneConfig(0.3, layer_ratios=(("stage2.0.branch1.2", 0.5),)))
+    plan = prune(card.build(10), card, SHAPE, PruneConfig(0.3))
+    other = get_card("shufflenet_v2_x0_5")
+    with pytest.raises(EdgekitError, match="the plan is for shufflenet_v2_x1_0, not shufflenet_v2_x0_5"):
+        rebuild(other.build(10), plan, other)
+    with pytest.raises(EdgekitError, match=r"layer stage2.0.branch2.0 has 58 channels, the plan expects 24"):
+        rebuild(card.build(10), {**plan, "layers": {"stage2.0.branch2.0": {"kept": 16, "of": 24}}}, card)
+
+
+def test_prune_cli_takes_shufflenet(cli, tmp_path):
+    out = tmp_path / "p"
+    code, _, err = cli("prune", "shufflenet_v2_x1_0", "--weights", "random", "--ratio", "0.3", "--threads", "1",
+                       "--out", out)
+    assert code == 0, err
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["stages"]["pruned"]["params"] < 0.75 * rep["stages"]["unpruned"]["params"]
+    assert "conv5.0" in json.loads((out / "plan.json").read_text())["layers"]
+    code, _, err = cli("export", "shufflenet_v2_x1_0", "--plan", out / "plan.json", "--weights",
+                       out / "pruned_state_dict.pt", "--out", tmp_path / "e")
+    assert code == 0, err
+    assert json.loads((tmp_path / "e" / "report.json").read_text())["artifact"]["params"] == rep["artifact"]["params"]
+
+
+@pytest.mark.parametrize("name,why", [("densenet121", "dense")])
 def test_unsupported_families_are_refused(name, why):
     card = get_card(name)
     with pytest.raises(EdgekitError, match=f"cannot be pruned safely: .*{why}"):
@@ -151,7 +218,7 @@ def test_plan_mismatch_and_missing_images(digits_model, cli, tmp_path):
     code, _, err = cli("prune", "mobilenet_v2", "--weights", digits_model[0], "--ratio", "1.2", "--out",
                        tmp_path / "o")
     assert code == 2 and "strictly between 0 and 1" in err
-    code, _, err = cli("prune", "shufflenet_v2_x1_0", "--weights", "random", "--ratio", "0.3", "--out", tmp_path / "o")
+    code, _, err = cli("prune", "densenet121", "--weights", "random", "--ratio", "0.3", "--out", tmp_path / "o")
     assert code == 2 and "cannot be pruned safely" in err
     code, _, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--out", tmp_path / "o", *DIGITS_FLAGS)
     assert code == 0

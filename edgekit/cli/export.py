@@ -82,6 +82,9 @@ def export(
                                            "best within --max-drop (default 1.0) as model_best.onnx."),
     explain: bool = typer.Option(False, "--explain", help="Also print the ten INT8 layers with the largest error "
                                  "against FP32 (report.md always lists them; report.json has every layer)."),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Seconds the --optimize search may "
+                                                "take: a step starts only if its estimate fits; FP32 is always "
+                                                "measured, and the step under way finishes."),
     save_recipe: Optional[Path] = typer.Option(None, "--save-recipe", help="Also write the recipe that repeats "
                                                "this export (run it with `edgekit run`)."),
 ) -> None:
@@ -137,7 +140,7 @@ def export(
                        ov, dynamic_batch, opset,
                        Tolerance(atol, rtol), max_images, force, int8, fp16, quant, calib, max_drop, threads,
                        max_float_layers=max_float_layers, plan=c.as_path(plan), prune_ratio=prune,
-                       jetson=jetson, optimize=optimize, engine=None if jetson else engine)
+                       jetson=jetson, optimize=optimize, engine=None if jetson else engine, time_budget=time_budget)
     print_table(rep)
     if explain and "int8" in rep:
         from ..int8_explain import print_worst
