@@ -193,7 +193,7 @@ def test_bundle_manifest_and_onnx_agree_on_the_host(bundle):
     logits = np.concatenate([sess.run(None, {doc["input_name"]: s["x"][i:i + 1]})[0] for i in range(len(s["x"]))])
     got = agreement(logits, s["fp32_logits"])["top1_agreement"]
     assert got >= doc["expected"]["agreement"] - doc["tolerance"]["agreement_points"]
-    assert doc["expected"]["top1"] >= 90.0
+    assert doc["expected"]["top1"] >= 90.0  # 256 samples, 1 image = 0.39 points: the model's ~97% less 18 images
     sh = (bundle / "trtexec.sh").read_text()
     assert "--stronglyTyped" in sh and "TensorRT 11.4.1+ (JetPack 7.2.2+" in sh
     assert "--timingCacheFile=model_int8.timing.cache" in sh  # the name the Python build writes
@@ -251,7 +251,7 @@ def test_torch_cuda_fp16_channels_last_agrees_with_cpu(digits_model, digits, dig
         ref = cpu.infer(x)
     with TorchRunner(digits_model[1], device="cuda", fp16=True, channels_last=True) as gpu:
         got = gpu.infer(x)
-    assert agreement(got, ref)["top1_agreement"] >= 98.0
+    assert agreement(got, ref)["top1_agreement"] >= 98.0  # 64 images, 1 image = 1.6 points: one near-tie may flip
 
 
 @pytest.mark.gpu
