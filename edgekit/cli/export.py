@@ -37,8 +37,8 @@ def export(
     fp16: bool = typer.Option(False, "--fp16", help="Also write model_fp16.onnx: FP16 weights and compute in the "
                               "graph."),
     target: str = typer.Option("cpu", "--target", help="cpu (INT8 with u8 asymmetric activations), tensorrt (s8 "
-                               "symmetric Q/DQ on the inputs of weighted layers and Adds), or jetson (tensorrt + a bundle to copy "
-                               "to the board: out/bundle)."),
+                               "symmetric Q/DQ on the inputs of weighted layers and Adds), or jetson (tensorrt + a "
+                               "bundle to copy to the board: out/bundle)."),
     backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime (the ONNX files only), or tensorrt: "
                                 "also build and measure a TensorRT engine on this machine's NVIDIA GPU (implies "
                                 "--target tensorrt for INT8)."),
