@@ -113,7 +113,10 @@ def _load_file(card: ModelCard, path: Path, num_classes: int | None, trust: bool
             warnings.simplefilter("ignore", UserWarning)
             obj = torch.load(str(path), map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
-        if not trust and ("Unsupported global" in str(exc) or "Weights only load failed" in str(exc)):
+        text = str(exc)
+        pickled = "unsupported global" in text.lower() or (
+            "Weights only load failed" in text and _starts_like_pickle(path))
+        if not trust and pickled:
             raise EdgekitError(
                 f"{path} holds pickled Python objects, not only tensors ({_unpickler_detail(exc)}), and "
                 "unpickling runs code from the file: save model.state_dict() instead, or pass "
@@ -154,6 +157,11 @@ def _load_file(card: ModelCard, path: Path, num_classes: int | None, trust: bool
     if categories is None and n_ckpt == 1000:
         categories = card.categories
     return LoadedModel(model.eval(), str(path), n_ckpt, categories, digest)
+
+
+def _starts_like_pickle(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"  # the PROTO opcode that opens every pickle of protocol 2 or later
 
 
 def _unpickler_detail(exc: Exception) -> str:

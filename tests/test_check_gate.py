@@ -227,3 +227,19 @@ def test_documented_ci_flow_on_a_report_without_accuracy(tmp_path, cli):
     (tmp_path / "worse.json").write_text(json.dumps(worse))
     code, out, err = cli("check", tmp_path / "worse.json", "--baseline", path)
     assert code == 1 and "size MB vs baseline" in err
+
+
+def test_compare_flags_other_image_sets_and_reads_optimize(tmp_path, cli):
+    import json
+
+    (tmp_path / "a.json").write_text(json.dumps(_profile()))
+    (tmp_path / "b.json").write_text(json.dumps(_profile(fingerprint="b" * 64)))
+    (tmp_path / "opt.json").write_text(json.dumps(_optimize()))
+    code, out, err = cli("compare", tmp_path / "a.json", tmp_path / "b.json", "--json", tmp_path / "t.json")
+    assert code == 0, err
+    assert "warning: top-1 figures come from 2 different image sets (aaaaaaaa: a; bbbbbbbb: b)" in err
+    assert "image set" in out and "bbbbbbbb" in out
+    code, out, err = cli("compare", tmp_path / "a.json", tmp_path / "opt.json", "--json", tmp_path / "t.json")
+    assert code == 0 and "warning" not in err, err
+    rows = {r["variant"]: r for r in json.loads((tmp_path / "t.json").read_text())}
+    assert (rows["opt"]["size_mb"], rows["opt"]["latency_ms"], rows["opt"]["accuracy"]) == (2.4, 1.9, 94.5)

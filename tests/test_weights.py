@@ -76,7 +76,7 @@ def test_random_weights_and_classes():
 
 @pytest.mark.parametrize("content,match", [
     (b"not a checkpoint", "not a readable checkpoint"),
-    (b"", "not a readable checkpoint"),
+    (b"", "is truncated or corrupt.*copy it again"),
 ])
 def test_corrupt_files(tmp_path, content, match):
     (tmp_path / "bad.pth").write_bytes(content)
