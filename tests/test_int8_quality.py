@@ -158,7 +158,8 @@ def test_layer_table_ranks_a_damaged_layer_first(fp32, digits, tmp_path):
     assert clean[0]["node"] != victim.name  # not first by chance
     assert table[0]["node"] == victim.name, [r["node"] for r in table[:3]]
     row = table[0]
-    assert row["sqnr_lost_db"] > 10 + max(r["sqnr_lost_db"] for r in table[1:] if r["sqnr_lost_db"] is not None)
+    second = max(r["sqnr_lost_db"] for r in table[1:] if r["sqnr_lost_db"] is not None)
+    assert row["sqnr_lost_db"] > 5 + second, (row, second)  # over 3x the noise power any other layer adds
     assert len(table) == 53 and {r["op"] for r in table} == {"Conv", "Gemm"}  # 52 convs and the classifier
 
 
