@@ -139,10 +139,9 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
             rows.append((f"accuracy {who}", f"top-1 {acc['top1']:.2f}%  top-5 {acc['top5']:.2f}%  (n={acc['n']})"))
         else:
             rows.append((f"accuracy {who}", str(acc)))
-    ph = rep.get("photos_top5")
-    if ph:
-        rows.append(("built-in photos", f"an accepted ImageNet class in the top 5 of {ph['hits']} of "
-                                        f"{ph['labelled']} labelled photos (FP32 ONNX)"))
+    for file, ph in (rep.get("photos_top5") or {}).items():
+        rows.append(("built-in photos", f"{file}: an accepted ImageNet class in the top 5 of {ph['hits']} of "
+                                        f"{ph['labelled']} labelled photos"))
     ag = rep.get("agreement")
     if ag:
         rows.append(("agreement", f"top-1 {ag['top1_agreement']:.1f}%  cosine {ag['mean_cosine']:.5f}"))

@@ -68,3 +68,31 @@ def test_fp16_drift_check_refuses_a_perturbed_weight(digits, digits_model, cli, 
     assert code == 0, err
     fp16 = json.loads((out / "report.json").read_text())["fp16"]["agreement_with_fp32"]
     assert fp16["mean_cosine"] > 0.999 and fp16["n"] == 64
+
+
+def test_fp16_overflow_to_inf_is_refused(digits, digits_model, cli, tmp_path, monkeypatch):
+    """FP16 weights that overflow (|w| x 1e6 is past half's 65504) give inf logits and a NaN cosine: a NaN must
+    fail the drift check, not slip through a `cosine < 0.999` comparison."""
+    import numpy as np
+
+    import edgekit.quantize
+
+    real = edgekit.quantize.fp16_from_onnx
+
+    def overflowing(src, dst, *a, **k):
+        real(src, dst, *a, **k)
+        m = onnx.load(str(dst))
+        gemm = [n for n in m.graph.node if n.op_type == "Gemm"][-1]
+        w = next(i for i in m.graph.initializer if i.name == gemm.input[1])
+        with np.errstate(over="ignore"):
+            big = (numpy_helper.to_array(w).astype(np.float32) * 1e6).astype(np.float16)
+        w.CopyFrom(numpy_helper.from_array(big, w.name))
+        onnx.save(m, str(dst))
+
+    monkeypatch.setattr(edgekit.quantize, "fp16_from_onnx", overflowing)
+    out = tmp_path / "o"
+    code, _, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--eval-data", digits[1],
+                       "--max-images", "16", "--fp16", "--out", out, *DIGITS_FLAGS)
+    assert code == 1, err
+    assert "the FP16 graph drifts from FP32 (mean cosine nan" in err, err
+    assert not out.exists()

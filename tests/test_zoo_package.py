@@ -29,9 +29,9 @@ def test_lite0_export_on_real_weights_finds_the_photos(cli, tmp_path):
     assert rep["model"]["weights_sha256"].startswith("57934424")  # the packaged file, hash-checked
     assert rep["preprocess"]["mean"] == pytest.approx([127 / 255] * 3)
     assert rep["artifact"]["params"] == pytest.approx(card.reference["params"], rel=0.01)
-    ph = rep["photos_top5"]
+    ph = rep["photos_top5"]["model.onnx"]
     assert ph["labelled"] == 6 and ph["hits"] == 6, ph  # the 7th photo (astronaut) has no ImageNet class
-    assert "top 5 of 6 of 6 labelled photos" in out
+    assert "model.onnx: an accepted ImageNet class in the top 5 of 6 of 6 labelled photos" in out
 
 
 def test_wrong_preprocessing_misses_photos(tmp_path):
