@@ -151,7 +151,7 @@ def prune_model(model: str, out: str | os.PathLike, weights: str = "imagenet", c
                 finetune=history, stages=stages, artifact=artifact_facts(fp32), verification=verification,
                 latency_compare=lat, unpruned_onnx_bytes=base_size, input_shape=list(shape),
                 preprocess=source.preprocess.to_dict(), out=str(out), environment=report_mod.environment(threads),
-                notes=notes)
+                notes=notes, images=evalset.summary() if evalset is not None else None)
             report_mod.write(rep, tmp)
         if history is not None:
             (out.parent / f".{out.name}.finetune-state.pt").unlink(missing_ok=True)

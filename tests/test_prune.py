@@ -202,6 +202,8 @@ def test_prune_finetune_recovers_accuracy(digits, digits_model, cli, tmp_path):
     e = json.loads((tmp_path / "e" / "report.json").read_text())
     assert e["accuracy"]["onnxruntime"]["top1"] == pytest.approx(tuned)
     assert e["artifact"]["params"] == rep["artifact"]["params"] and e["model"]["pruned"]
+    # both reports name the same evaluation set, so `edgekit check` may compare their accuracy
+    assert rep["images"]["fingerprint"] == e["images"]["fingerprint"] and len(rep["images"]["fingerprint"]) == 64
 
 
 def test_plan_mismatch_and_missing_images(digits_model, cli, tmp_path):
