@@ -27,15 +27,16 @@ def main() -> None:
     ap = parser(__doc__, MODELS, "int8.json")
     args = ap.parse_args()
 
-    from edgekit.api import CalibOptions, export_model
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner
-    from edgekit.data import load_array, scan
-    from edgekit.export import run_batched
-    from edgekit.profile import TimingOptions, compare_latency
-    from edgekit.quantize import QuantConfig
-    from edgekit.report import environment
+    from edgekit.data.images import load_array, scan
+    from edgekit.measure.quality import run_batched
+    from edgekit.measure.timing import TimingOptions, compare_latency
+    from edgekit.models.registry import get_card
+    from edgekit.pipeline.calib import CalibOptions
+    from edgekit.pipeline.export import export_model
+    from edgekit.quantize.config import QuantConfig
+    from edgekit.report.document import environment
     from edgekit.stats import agreement
-    from edgekit.zoo import get_card
 
     opts = TimingOptions(args.warmup, args.repeats)
     work = Path(tempfile.mkdtemp(prefix="edgekit-int8-"))

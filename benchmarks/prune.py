@@ -23,12 +23,13 @@ def main() -> None:
     ap.add_argument("--ratios", nargs="+", type=float, default=[0.0, 0.3, 0.5])
     args = ap.parse_args()
 
-    from edgekit.api import CalibOptions, export_model
-    from edgekit.data import builtin_photos, load_array, scan
-    from edgekit.onnxinfo import count_macs, load_checked
-    from edgekit.profile import TimingOptions, compare_latency
-    from edgekit.report import environment
-    from edgekit.zoo import get_card
+    from edgekit.data.images import builtin_photos, load_array, scan
+    from edgekit.graph.info import count_macs, load_checked
+    from edgekit.measure.timing import TimingOptions, compare_latency
+    from edgekit.models.registry import get_card
+    from edgekit.pipeline.calib import CalibOptions
+    from edgekit.pipeline.export import export_model
+    from edgekit.report.document import environment
 
     work = Path(tempfile.mkdtemp(prefix="edgekit-prune-"))
     opts = TimingOptions(20, args.repeats)

@@ -60,7 +60,7 @@ def split(folder: Path, name: str, subset: int | None = None) -> tuple[np.ndarra
 
 
 def preprocess():
-    from edgekit.preprocess import Preprocess
+    from edgekit.models.preprocess import Preprocess
 
     return Preprocess(RESOLUTION, RESOLUTION, "bilinear", (0.5,) * 3, (0.5,) * 3)
 
@@ -83,7 +83,7 @@ def weights_key(name: str, epochs: int, seed: int, subset: int | None, folder: P
 def train(name: str, x: np.ndarray, y: np.ndarray, epochs: int, seed: int):
     import torch
 
-    from edgekit.zoo import get_card
+    from edgekit.models.registry import get_card
 
     torch.manual_seed(seed)
     model = get_card(name).build(10)
@@ -153,7 +153,7 @@ def main() -> None:
     for name in args.models:
         key = weights_key(name, args.epochs, args.seed, args.subset, args.data)
         path = args.cache_dir / f"{name}-{key}.pt"
-        from edgekit.zoo import get_card
+        from edgekit.models.registry import get_card
 
         t0 = time.time()
         if path.exists():

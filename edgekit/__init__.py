@@ -8,15 +8,15 @@ Importing edgekit loads neither torch nor any GPU library; those load inside the
 from __future__ import annotations
 
 from ._version import __version__
-from .errors import EdgekitError  # noqa: E402
-from .zoo import get_card, list_models  # noqa: E402
+from .errors import EdgekitError
+from .models.registry import get_card, list_models
 
 __all__ = ["EdgekitError", "__version__", "export_model", "get_card", "list_models", "profile_model"]
 
 
 def __getattr__(name):
     if name in ("export_model", "profile_model"):
-        from . import api
+        from .pipeline import export as api
 
         return getattr(api, name)
     raise AttributeError(f"module 'edgekit' has no attribute {name!r}")

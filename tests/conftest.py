@@ -59,6 +59,6 @@ def cli(capsys, monkeypatch):
 
 @pytest.fixture
 def digits_pre():
-    from edgekit.preprocess import Preprocess
+    from edgekit.models.preprocess import Preprocess
 
     return Preprocess(**DIGITS_PRE)

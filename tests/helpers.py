@@ -38,8 +38,8 @@ def train_digits_model(train_dir: Path, epochs: int = 12, seed: int = 0):
     import torch
     import torchvision
 
-    from edgekit.data import load_array, scan
-    from edgekit.preprocess import Preprocess
+    from edgekit.data.images import load_array, scan
+    from edgekit.models.preprocess import Preprocess
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

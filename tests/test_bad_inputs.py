@@ -249,7 +249,7 @@ def test_odd_images_convert_as_a_viewer_shows_them(kit):
 
     import numpy as np
 
-    from edgekit.data import load_image
+    from edgekit.data.images import load_image
 
     seen = Counter()
     grey = np.asarray(load_image(kit / "16bit" / "grey16.png", seen))

@@ -1,8 +1,8 @@
 """`edgekit check` and `compare`: each branch of the figures they read, each limit just met and just missed,
 the default tolerances, missing figures (bad input, not a regression), --optimize reports and image sets.
 
-The report dicts carry the keys api.py, pruning_job.py and optimize_job.py write (their figures are set here so
-the limits can sit one step either side). On a 359-image evaluation set one image is 0.2786 points, so the
+The report dicts carry the keys pipeline/export.py, pipeline/prune.py and pipeline/optimize.py write (their figures are
+set here so the limits can sit one step either side). On a 359-image evaluation set one image is 0.2786 points, so the
 accuracy steps below are whole images.
 """
 
@@ -14,8 +14,8 @@ import stat
 
 import pytest
 
-from edgekit import check as chk
 from edgekit.errors import EdgekitError
+from edgekit.report import check as chk
 
 ONE_IMAGE = 100 / 359  # points of top-1 per image of the 359-image digits test split
 ENV = {"cpu": "Test CPU", "threads": 2}
@@ -158,7 +158,7 @@ def test_optimize_report_judges_the_shipped_model_best():
 
 
 def test_accuracy_on_other_images_is_refused_and_flagged():
-    from edgekit.compare import mixed_image_sets, variant_rows
+    from edgekit.report.compare import mixed_image_sets, variant_rows
 
     other = _m(_profile(fingerprint="b" * 64), "old.json")
     with pytest.raises(EdgekitError, match="measured on different image sets .* evaluate both on the same --eval-data"):
@@ -173,7 +173,7 @@ def test_accuracy_on_other_images_is_refused_and_flagged():
 def test_image_set_fingerprint_follows_paths_sizes_and_labels(tmp_path):
     import shutil
 
-    from edgekit.data import builtin_photos, scan
+    from edgekit.data.images import builtin_photos, scan
 
     for cls in ("cat", "dog"):
         (tmp_path / "a" / cls).mkdir(parents=True)

@@ -30,12 +30,12 @@ def test_out_exists_needs_force(cli, tmp_path):
 
 
 def test_failed_run_leaves_nothing(cli, tmp_path, monkeypatch):
-    import edgekit.api
+    import edgekit.pipeline.export
 
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(edgekit.api, "verify", boom)
+    monkeypatch.setattr(edgekit.pipeline.export, "verify", boom)
     code, _, err = cli("export", "squeezenet1_1", "--weights", "random", "--out", tmp_path / "o")
     assert code == 130 and "interrupted" in err
     assert list(tmp_path.iterdir()) == []

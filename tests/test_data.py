@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgekit.data import load_array, scan
+from edgekit.data.images import load_array, scan
 from edgekit.errors import EdgekitError
-from edgekit.preprocess import Preprocess
+from edgekit.models.preprocess import Preprocess
 
 
 def _img(path, mode="RGB", size=(40, 30)):

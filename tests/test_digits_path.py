@@ -51,8 +51,8 @@ def test_onnx_carries_preprocessing_and_matches_torch(exported, digits_model, di
     import onnx
 
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner
-    from edgekit.data import load_array, scan
-    from edgekit.onnxinfo import read_meta
+    from edgekit.data.images import load_array, scan
+    from edgekit.graph.info import read_meta
 
     out, _ = exported
     meta = read_meta(onnx.load(out / "model.onnx"))

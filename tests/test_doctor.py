@@ -57,7 +57,7 @@ def test_tensorrt_named_but_absent_exits_1_with_the_reason(cli):
 
 
 def test_jetson_reads_from_the_board(tmp_path, monkeypatch):
-    from edgekit.doctor import clocks_locked, jetson_facts
+    from edgekit.pipeline.doctor import clocks_locked, jetson_facts
 
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: "

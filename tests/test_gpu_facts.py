@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.backends.tensorrt import BuildOptions, GraphFacts, build_recipe, trtexec_command
+from edgekit.backends.tensorrt.options import BuildOptions, GraphFacts, build_recipe
+from edgekit.backends.tensorrt.trtexec import trtexec_command
 from edgekit.errors import EdgekitError, MissingDependencyError
 
 DATA = Path(__file__).parent / "data"
@@ -30,7 +31,8 @@ def test_require_gpu_counts_devices_not_imports(monkeypatch):
     err, count = runtime.cudaGetDeviceCount()
     if int(err) == 0 and count > 0:
         pytest.skip("this machine has a GPU")
-    from edgekit.backends import cudamem, tensorrt
+    from edgekit.backends.tensorrt import build as tensorrt
+    from edgekit.backends.tensorrt import cudamem
 
     monkeypatch.setattr(tensorrt, "require_tensorrt", lambda: "tensorrt stand-in")
     with pytest.raises(MissingDependencyError) as exc:
@@ -41,7 +43,7 @@ def test_require_gpu_counts_devices_not_imports(monkeypatch):
 
 
 def test_no_device_reason_is_one_line_per_library():
-    from edgekit.backends.cudamem import no_device_reason
+    from edgekit.backends.tensorrt.cudamem import no_device_reason
 
     assert no_device_reason({"cuda-python": (0, "cudaErrorNoDevice (100)"), "torch": (1, None)}) is None
     assert no_device_reason({}) == "no CUDA library is installed (cuda-python, pycuda or torch with CUDA)"
@@ -61,7 +63,7 @@ def test_tensorrt_with_missing_native_library_names_it(tmp_path, monkeypatch):
                                      'No such file or directory")\n')
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
-    from edgekit.backends.tensorrt import require_tensorrt
+    from edgekit.backends.tensorrt.options import require_tensorrt
 
     with pytest.raises(MissingDependencyError) as exc:
         require_tensorrt()
@@ -71,7 +73,7 @@ def test_tensorrt_with_missing_native_library_names_it(tmp_path, monkeypatch):
 
 
 def test_tensorrt_absent_says_not_installed():
-    from edgekit.backends.tensorrt import missing_tensorrt_message
+    from edgekit.backends.tensorrt.options import missing_tensorrt_message
 
     msg = missing_tensorrt_message(ModuleNotFoundError("No module named 'tensorrt'", name="tensorrt"))
     assert msg.startswith("TensorRT is not installed: pip install 'edgekit[tensorrt]'")
@@ -87,7 +89,7 @@ def inspector():
 
 
 def test_inspector_counts_layer_precisions(inspector):
-    from edgekit.backends.tensorrt import layer_summary, precision_failures
+    from edgekit.backends.tensorrt.build import layer_summary, precision_failures
 
     s = layer_summary(inspector["int8"])
     # 3 convolutions, pooling and the classifier run in INT8; the input quantizer reads FP32
@@ -99,7 +101,7 @@ def test_inspector_counts_layer_precisions(inspector):
 
 
 def test_fp16_or_int8_engine_without_its_layers_fails(inspector):
-    from edgekit.backends.tensorrt import layer_summary, precision_failures
+    from edgekit.backends.tensorrt.build import layer_summary, precision_failures
 
     s = layer_summary(inspector["fp32_only"])
     assert precision_failures(s, "fp16", "GPU") == ["asked for FP16 but no layer runs in FP16 (layers: fp32 2)"]
@@ -108,7 +110,7 @@ def test_fp16_or_int8_engine_without_its_layers_fails(inspector):
 
 
 def test_dla_fallback_is_reported(inspector):
-    from edgekit.backends.tensorrt import layer_summary, precision_failures
+    from edgekit.backends.tensorrt.build import layer_summary, precision_failures
 
     s = layer_summary(inspector["dla"])
     assert s["device"] == {"DLA": 1, "GPU": 3}
@@ -120,7 +122,7 @@ def test_dla_fallback_is_reported(inspector):
 
 
 def test_names_only_inspector_cannot_vouch(inspector):
-    from edgekit.backends.tensorrt import layer_summary, precision_failures
+    from edgekit.backends.tensorrt.build import layer_summary, precision_failures
 
     s = layer_summary(inspector["names_only"])
     assert s["detailed"] is False and s["layers"] == 3
@@ -132,7 +134,7 @@ def test_build_sets_detailed_profiling_verbosity():
     """Without DETAILED the inspector gives names only (the DLA fallback list was always empty)."""
     import inspect
 
-    from edgekit.backends import tensorrt
+    from edgekit.backends.tensorrt import build as tensorrt
 
     src = inspect.getsource(tensorrt.engine_from_onnx)
     assert "config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED" in src
@@ -168,7 +170,7 @@ def test_trtexec_dla_line_has_no_cuda_graph():
 
 
 def test_trtexec_uses_the_python_builds_timing_cache():
-    from edgekit.backends.tensorrt import timing_cache_path
+    from edgekit.backends.tensorrt.trtexec import timing_cache_path
 
     line = trtexec_command("model_int8.onnx", "model_int8.engine", BuildOptions("int8"), 10, QDQ)
     assert _flags(line)["--timingCacheFile"] == "model_int8.timing.cache"
@@ -176,7 +178,7 @@ def test_trtexec_uses_the_python_builds_timing_cache():
 
 
 def test_dla_facts_per_tensorrt_version():
-    from edgekit.backends.tensorrt import no_dla_message
+    from edgekit.backends.tensorrt.options import no_dla_message
 
     for v in ((11, 0, 0), (11, 3, 0)):
         with pytest.raises(EdgekitError, match="has no DLA support"):
@@ -212,7 +214,7 @@ def test_onnxruntime_refuses_a_silent_provider_downgrade(tmp_path, monkeypatch):
 # --- the PyTorch side by side times the engine's own model, or nothing --------------------------------------
 
 def test_same_network_rule():
-    from edgekit.gpu_compare import same_network
+    from edgekit.measure.gpu import same_network
 
     a = [(16, 3, 3, 3), (32, 16, 1, 1)]
     assert same_network(a, list(a), "s", "s") is None and same_network(a, list(a), None, "t") is None
@@ -224,10 +226,10 @@ def test_same_network_rule():
 def test_pruned_onnx_gets_no_unpruned_pytorch_twin(tmp_path):
     """`export --prune`: the ONNX's metadata names squeezenet1_1 and its weights; reopening those gives the unpruned
     network, which must not be timed against the pruned engine (nor random weights in its place)."""
-    from edgekit.api import export_model
-    from edgekit.gpu_compare import conv_shapes_onnx, conv_shapes_torch, torch_twin
-    from edgekit.onnxinfo import load_checked
-    from edgekit.source import PreprocessOverrides, open_model, open_onnx
+    from edgekit.graph.info import load_checked
+    from edgekit.measure.gpu import conv_shapes_onnx, conv_shapes_torch, torch_twin
+    from edgekit.models.source import PreprocessOverrides, open_model, open_onnx
+    from edgekit.pipeline.export import export_model
 
     small = PreprocessOverrides(64, 64)
     for name, ratio in (("plain", None), ("pruned", 0.3)):
@@ -248,7 +250,7 @@ def test_pruned_onnx_gets_no_unpruned_pytorch_twin(tmp_path):
 
 
 def test_build_prints_the_inspector_counts(inspector):
-    from edgekit.backends.tensorrt import _layer_facts, layer_summary
+    from edgekit.backends.tensorrt.build import _layer_facts, layer_summary
     from edgekit.cli.build import layer_line
 
     dla = _layer_facts(layer_summary(inspector["dla"]), {"device": "DLA"})

@@ -11,9 +11,11 @@ import pytest
 from helpers import DIGITS_FLAGS
 from PIL import Image
 
-from edgekit.calibration import cache_key, from_folder
+from edgekit.data.calibration import cache_key, from_folder
 from edgekit.errors import EdgekitError
-from edgekit.quantize import QuantConfig, excluded_nodes, extra_options, quantize_with_guard
+from edgekit.quantize.config import QuantConfig, extra_options
+from edgekit.quantize.exclusions import excluded_nodes
+from edgekit.quantize.guard import quantize_with_guard
 
 
 def _ops(path):
@@ -27,8 +29,9 @@ def _ops(path):
 @pytest.fixture(scope="module")
 def int8_export(digits, digits_model, tmp_path_factory):
     """`edgekit export ... --int8` with real calibration images from the train split."""
-    from edgekit.api import CalibOptions, export_model
-    from edgekit.source import PreprocessOverrides
+    from edgekit.models.source import PreprocessOverrides
+    from edgekit.pipeline.calib import CalibOptions
+    from edgekit.pipeline.export import export_model
 
     tmp = tmp_path_factory.mktemp("int8")
     rep = export_model("mobilenet_v2", tmp / "out", weights=str(digits_model[0]), eval_data=str(digits[1]),
@@ -213,7 +216,7 @@ def test_second_cli_run_reuses_cache(digits, digits_model, cli, tmp_path):
 
 
 def test_npy_calibration_and_fp16(int8_export, digits, digits_pre, cli, tmp_path):
-    from edgekit.data import load_array, scan
+    from edgekit.data.images import load_array, scan
 
     x, _ = load_array(scan(digits[0], labels=False).subset(range(120)), digits_pre)
     np.save(tmp_path / "calib.npy", x)
@@ -265,7 +268,7 @@ def test_bad_input(int8_export, digits, cli, tmp_path):
 
 def test_exclusion_patterns_on_real_graphs(tmp_path):
     """SE blocks, hard-swish and depthwise convs are found in MobileNetV3's exported graph."""
-    from edgekit.api import export_model
+    from edgekit.pipeline.export import export_model
 
     export_model("mobilenet_v3_small", tmp_path / "m", weights="random")
     m = onnx.load(str(tmp_path / "m" / "model.onnx"))

@@ -14,21 +14,23 @@ import pytest
 from helpers import DIGITS_FLAGS
 from PIL import Image
 
-from edgekit.calibration import from_folder
-from edgekit.quantize import QuantConfig, preprocess_for_quantization, quantize_with_guard
+from edgekit.data.calibration import from_folder
+from edgekit.quantize.config import QuantConfig
+from edgekit.quantize.guard import quantize_with_guard
+from edgekit.quantize.ort import preprocess_for_quantization
 
 
 @pytest.fixture(scope="module")
 def fp32(digits, digits_model, tmp_path_factory):
     """The trained digits MobileNetV2 (ReLU6 as Clip) exported to ONNX, with its 359 labelled test images."""
-    from edgekit.api import export_model
-    from edgekit.data import load_array, scan
-    from edgekit.source import PreprocessOverrides
+    from edgekit.data.images import load_array, scan
+    from edgekit.models.source import PreprocessOverrides
+    from edgekit.pipeline.export import export_model
 
     out = tmp_path_factory.mktemp("q") / "fp32"
     rep = export_model("mobilenet_v2", out, weights=str(digits_model[0]),
                        overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
-    from edgekit.preprocess import Preprocess
+    from edgekit.models.preprocess import Preprocess
 
     pre = Preprocess.from_dict(rep["preprocess"])
     x, y = load_array(scan(digits[1], num_classes=10), pre)
@@ -37,7 +39,7 @@ def fp32(digits, digits_model, tmp_path_factory):
 
 def _top1(path, x, y) -> float:
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner
-    from edgekit.export import run_batched
+    from edgekit.measure.quality import run_batched
 
     with OnnxRuntimeRunner(path, threads=2) as r:
         return float((run_batched(r, x).argmax(1) == y).mean() * 100)
@@ -139,7 +141,7 @@ def test_bad_max_drop(fp32, cli, tmp_path, value, message):
 
 def test_layer_table_ranks_a_damaged_layer_first(fp32, digits, tmp_path):
     """Force one mid-network activation pair to a 40x coarser scale: the table must name its layer first."""
-    from edgekit.int8_explain import _downstream, layer_table
+    from edgekit.quantize.explain import _downstream, layer_table
 
     path, _, x, _ = fp32
     qpath = _quantize(fp32, digits, tmp_path, "cpu")

@@ -25,7 +25,7 @@ def test_jetson_recipe_runs_on_the_host_up_to_the_bundle(cli, tmp_path):
     assert manifest["build"] == {"workspace_mb": 1024, "builder_optimization_level": 3, "precision": "int8"}
     assert "pip install --no-deps edgekit" in (bundle / "README.md").read_text()
     assert not (tmp_path / "out/profile").exists()  # the TensorRT profile is the board's
-    from edgekit.jetson import judge
+    from edgekit.pipeline.jetson import judge
 
     ok = {"agreement": manifest["expected"]["agreement"], "top1": None}
     assert judge(manifest, {**ok, "latency_ms": 4.0}) == []

@@ -4,7 +4,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.onnxinfo import count_macs, count_params, op_counts
+from edgekit.graph.info import count_macs, count_params, op_counts
 
 
 def _model():

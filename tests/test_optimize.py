@@ -9,7 +9,7 @@ import pytest
 from helpers import DIGITS_FLAGS
 
 from edgekit.errors import BudgetExceededError, EdgekitError
-from edgekit.optimize import Candidate, Measured, candidates, choose
+from edgekit.pipeline.candidates import Candidate, Measured, candidates, choose
 
 
 def _m(name, ms, size, drop):
@@ -73,11 +73,11 @@ def test_optimize_latency_end_to_end(digits, digits_model, cli, tmp_path):
 
 def test_openvino_runner_agrees_with_onnxruntime(digits, digits_model, digits_pre, tmp_path):
     pytest.importorskip("openvino", reason="install edgekit[openvino] for the OpenVINO backend")
-    from edgekit.api import export_model
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner
     from edgekit.backends.openvino import OpenVINORunner
-    from edgekit.data import load_array, scan
-    from edgekit.source import PreprocessOverrides
+    from edgekit.data.images import load_array, scan
+    from edgekit.models.source import PreprocessOverrides
+    from edgekit.pipeline.export import export_model
     from edgekit.stats import agreement
 
     export_model("mobilenet_v2", tmp_path / "m", str(digits_model[0]),
@@ -92,7 +92,7 @@ def test_openvino_runner_agrees_with_onnxruntime(digits, digits_model, digits_pr
 
 
 def test_profiled_exclusions_follow_the_int8_profile():
-    from edgekit.optimize import profiled_exclusions
+    from edgekit.pipeline.candidates import profiled_exclusions
 
     # EfficientNet-B0 INT8 under onnxruntime, ms per op type (measured): the SiLU/SE kernels dominate
     prof = {"QLinearConv": 3.35, "QLinearMul": 2.18, "QLinearSigmoid": 1.53, "ReduceMean": 1.14,
@@ -105,7 +105,7 @@ def test_profiled_exclusions_follow_the_int8_profile():
 
 
 def test_runtime_variants_and_tuning_seeds():
-    from edgekit.optimize import runtime_variants, tuning_seeds
+    from edgekit.pipeline.candidates import runtime_variants, tuning_seeds
 
     ort = Candidate("onnxruntime-int8", "onnxruntime", "int8")
     names = [v.name for v in runtime_variants(ort)]
@@ -126,7 +126,7 @@ def test_runtime_variants_and_tuning_seeds():
 
 def test_runtime_options_are_checked(tmp_path):
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner, session_from_onnx
-    from edgekit.optimize_job import read_runtime
+    from edgekit.pipeline.optimize import read_runtime
 
     with pytest.raises(EdgekitError, match="unknown onnxruntime option 'spin'"):
         OnnxRuntimeRunner.tuned("m.onnx", 1, {"spin": False})
@@ -143,9 +143,9 @@ def test_runtime_options_are_checked(tmp_path):
 
 
 def test_op_times_see_the_quantized_kernels(digits, digits_model, digits_pre, tmp_path):
-    from edgekit.api import export_model
     from edgekit.backends.onnxruntime import op_times
-    from edgekit.source import PreprocessOverrides
+    from edgekit.models.source import PreprocessOverrides
+    from edgekit.pipeline.export import export_model
 
     export_model("mobilenet_v2", tmp_path / "m", str(digits_model[0]), int8=True,
                  overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
@@ -158,10 +158,10 @@ def test_op_times_see_the_quantized_kernels(digits, digits_model, digits_pre, tm
 
 def test_openvino_specializes_dynamic_batch_and_checks_options(digits, digits_model, digits_pre, tmp_path):
     pytest.importorskip("openvino", reason="install edgekit[openvino] for the OpenVINO backend")
-    from edgekit.api import export_model
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner
     from edgekit.backends.openvino import OpenVINORunner
-    from edgekit.source import PreprocessOverrides
+    from edgekit.models.source import PreprocessOverrides
+    from edgekit.pipeline.export import export_model
 
     with pytest.raises(EdgekitError, match="unknown OpenVINO option 'PINNING'"):
         OpenVINORunner("m.onnx", options={"PINNING": True})

@@ -11,7 +11,7 @@ import pytest
 from helpers import DIGITS_FLAGS
 
 from edgekit.errors import EdgekitError
-from edgekit.optimize import Candidate, Measured, TimeBudget, choose, mixed_ks, split_selection_judge
+from edgekit.pipeline.candidates import Candidate, Measured, TimeBudget, choose, mixed_ks, split_selection_judge
 
 
 def _m(name, ms, drop, backend="onnxruntime", precision="int8", k=0):

@@ -33,7 +33,7 @@ def lite0_onnx(tmp_path_factory):
 @pytest.fixture(scope="module")
 def wnid_photos(tmp_path_factory):
     """The built-in photos filed under the wnid of their first accepted ImageNet class."""
-    from edgekit.data import builtin_photos, imagenet_wnids
+    from edgekit.data.images import builtin_photos, imagenet_wnids
 
     labels = json.loads(resources.files("edgekit").joinpath("assets/photos_labels.json").read_text())
     by_index = {i: w for w, i in imagenet_wnids().items()}

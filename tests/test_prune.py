@@ -11,16 +11,16 @@ import torch
 from helpers import DIGITS_FLAGS
 
 from edgekit.errors import EdgekitError
-from edgekit.onnxinfo import count_macs, count_params
-from edgekit.prune import PruneConfig, prune, rebuild, satisfies_24, sparsify
-from edgekit.zoo import get_card
+from edgekit.graph.info import count_macs, count_params
+from edgekit.models.registry import get_card
+from edgekit.prune.plan import PruneConfig, prune, rebuild, satisfies_24, sparsify
 
 FAMILIES = ["squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "mnasnet1_0"]
 SHAPE = [1, 3, 96, 96]
 
 
 def _onnx_counts(model, path):
-    from edgekit.export import onnx_from_torch
+    from edgekit.graph.export import onnx_from_torch
 
     onnx_from_torch(model, SHAPE, path)
     m = onnx.load(str(path))
@@ -164,7 +164,7 @@ def test_two_four_sparsity_skips_depthwise():
 
 
 def test_unstructured_sparsity_shrinks_compressed_size():
-    from edgekit.prune import gzip_size
+    from edgekit.prune.plan import gzip_size
 
     card = get_card("squeezenet1_1")
     torch.manual_seed(0)
@@ -232,7 +232,8 @@ def test_finetune_resumes_after_interruption(digits, digits_model, digits_pre, t
     import copy
 
     import edgekit.finetune as ft
-    from edgekit.data import load_array, scan
+
+    from edgekit.data.images import load_array, scan
 
     x, y = load_array(scan(digits[0], num_classes=10).subset(range(0, 1400, 7)), digits_pre)
     teacher = digits_model[1]

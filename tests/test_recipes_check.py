@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import DIGITS_FLAGS
 
-from edgekit import recipe as rc
 from edgekit.errors import EdgekitError
+from edgekit.recipe import spec as rc
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 
@@ -119,9 +119,10 @@ def test_profile_save_recipe(profiled, cli, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def profiled(digits, digits_model, tmp_path_factory):
-    from edgekit.api import export_model, profile_model
-    from edgekit.profile import TimingOptions
-    from edgekit.source import PreprocessOverrides
+    from edgekit.measure.timing import TimingOptions
+    from edgekit.models.source import PreprocessOverrides
+    from edgekit.pipeline.export import export_model
+    from edgekit.pipeline.profile import profile_model
 
     tmp = tmp_path_factory.mktemp("gate")
     ov = PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3)
@@ -209,7 +210,7 @@ def test_check_refuses_other_devices_and_bad_input(profiled, cli, tmp_path):
 
 
 def test_compare_plot(profiled, cli, tmp_path):
-    from edgekit.compare import pareto_front
+    from edgekit.report.compare import pareto_front
 
     path, rep = profiled
     fast = _variant(tmp_path, rep, "fast", latency=0.5, acc=-1.0, size=0.3)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from helpers import DIGITS_FLAGS
 
-from edgekit.backends.tensorrt import BuildOptions, GraphFacts, build_recipe, cache_key, parse_version, trtexec_command
+from edgekit.backends.tensorrt.options import BuildOptions, GraphFacts, build_recipe, parse_version
+from edgekit.backends.tensorrt.trtexec import cache_key, trtexec_command
 from edgekit.errors import EdgekitError, MissingDependencyError
 
 QDQ = GraphFacts("int8", 120, True, "input", (1, 3, 224, 224))
@@ -83,8 +84,9 @@ def test_trtexec_lines_pin_the_timing_flags():
 def test_graph_facts_tell_cpu_and_tensorrt_int8_apart(tmp_path):
     from test_int8 import _Calib, _tiny_model
 
-    from edgekit.backends.tensorrt import graph_facts
-    from edgekit.quantize import QuantConfig, quantize_with_guard
+    from edgekit.backends.tensorrt.options import graph_facts
+    from edgekit.quantize.config import QuantConfig
+    from edgekit.quantize.guard import quantize_with_guard
 
     _tiny_model(tmp_path / "t.onnx")
     x = np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)
@@ -102,14 +104,14 @@ def test_missing_tensorrt_says_how_to_get_it(tmp_path):
         pytest.skip("TensorRT is installed here")
     except ImportError:
         pass
-    from edgekit.backends.tensorrt import engine_from_onnx
+    from edgekit.backends.tensorrt.build import engine_from_onnx
 
     with pytest.raises(MissingDependencyError, match=r"pip install 'edgekit\[tensorrt\]'.*NVIDIA GPU"):
         engine_from_onnx(tmp_path / "m.onnx", tmp_path / "m.engine", BuildOptions())
 
 
 def test_buffer_library_choice():
-    from edgekit.backends.cudamem import choose_library
+    from edgekit.backends.tensorrt.cudamem import choose_library
 
     assert choose_library({"torch", "pycuda", "cuda-python"}) == "cuda-python"  # NVIDIA's current choice first
     assert choose_library({"torch", "pycuda"}) == "pycuda"
@@ -124,7 +126,7 @@ def test_buffer_library_choice():
 
 
 def test_cuda_python_results_are_checked():
-    from edgekit.backends.cudamem import _call
+    from edgekit.backends.tensorrt.cudamem import _call
 
     class Err(int):  # cuda-python's cudaError_t is an int enum; 0 is cudaSuccess
         pass
@@ -137,8 +139,8 @@ def test_cuda_python_results_are_checked():
 
 
 def test_side_by_side_rows():
-    from edgekit.backends.tensorrt import throughput
-    from edgekit.gpu_compare import batch_of, relative_to, row
+    from edgekit.backends.tensorrt.runner import throughput
+    from edgekit.measure.gpu import batch_of, relative_to, row
 
     assert throughput(32, 4.0) == 8000.0
     x = np.arange(2 * 3 * 2 * 2, dtype=np.float64).reshape(2, 3, 2, 2)
@@ -181,7 +183,7 @@ def test_bundle_manifest_and_onnx_agree_on_the_host(bundle):
     and the expected agreement."""
     import onnxruntime as ort
 
-    from edgekit.jetson import read_manifest, validate_manifest
+    from edgekit.pipeline.jetson import read_manifest, validate_manifest
     from edgekit.stats import agreement
 
     doc = read_manifest(bundle)
@@ -204,7 +206,7 @@ def test_bundle_manifest_and_onnx_agree_on_the_host(bundle):
 def test_bundle_tampering_and_bad_manifests(bundle, tmp_path):
     import shutil
 
-    from edgekit.jetson import judge, read_manifest, validate_manifest
+    from edgekit.pipeline.jetson import judge, read_manifest, validate_manifest
 
     copy = tmp_path / "b"
     shutil.copytree(bundle, copy)
@@ -243,7 +245,7 @@ def _cuda():
 @pytest.mark.skipif(not _cuda(), reason="no CUDA GPU on this machine (CI has none); run on the device machine")
 def test_torch_cuda_fp16_channels_last_agrees_with_cpu(digits_model, digits, digits_pre):
     from edgekit.backends.torch import TorchRunner
-    from edgekit.data import load_array, scan
+    from edgekit.data.images import load_array, scan
     from edgekit.stats import agreement
 
     x, _ = load_array(scan(digits[1], num_classes=10).subset(range(64)), digits_pre)
@@ -258,7 +260,7 @@ def test_torch_cuda_fp16_channels_last_agrees_with_cpu(digits_model, digits, dig
 @pytest.mark.skipif(not _cuda(), reason="no CUDA GPU on this machine (CI has none)")
 def test_tensorrt_engine_builds_and_agrees(bundle, tmp_path):
     pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install 'edgekit[tensorrt]')")
-    from edgekit.jetson import build_bundle
+    from edgekit.pipeline.jetson import build_bundle
 
     rep = build_bundle(bundle, tmp_path / "b", repeats=50)
     assert rep["failures"] == [] and rep["gpu_compute"]["batch1"]["median_ms"] > 0
@@ -268,7 +270,7 @@ def test_tensorrt_engine_builds_and_agrees(bundle, tmp_path):
 @pytest.mark.skipif(not _cuda(), reason="no CUDA GPU on this machine (CI has none); run on the device machine")
 @pytest.mark.parametrize("lib", ["torch", "cuda-python", "pycuda"])
 def test_buffers_round_trip_through_the_gpu(lib):
-    from edgekit.backends.cudamem import installed_libraries, open_memory
+    from edgekit.backends.tensorrt.cudamem import installed_libraries, open_memory
 
     if lib not in installed_libraries():
         pytest.skip(f"{lib} is not installed on this GPU machine")
@@ -289,10 +291,10 @@ def test_buffers_round_trip_through_the_gpu(lib):
 @pytest.mark.gpu
 @pytest.mark.skipif(not _cuda(), reason="no CUDA GPU on this machine (CI has none); run on the device machine")
 def test_torch_cuda_side_by_side(digits_model, digits, digits_pre):
-    from edgekit.data import load_array, scan
-    from edgekit.gpu_compare import torch_cuda_rows
-    from edgekit.profile import TimingOptions
-    from edgekit.source import PreprocessOverrides, open_model
+    from edgekit.data.images import load_array, scan
+    from edgekit.measure.gpu import torch_cuda_rows
+    from edgekit.measure.timing import TimingOptions
+    from edgekit.models.source import PreprocessOverrides, open_model
 
     src = open_model("mobilenet_v2", str(digits_model[0]),
                      overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))

@@ -16,14 +16,15 @@ import check_tensorrt_api as api  # noqa: E402
 
 
 def test_every_tensorrt_name_edgekit_uses_is_checked():
-    src = (ROOT / "edgekit/backends/tensorrt.py").read_text()
+    src = "".join(p.read_text() for p in sorted((ROOT / "edgekit/backends/tensorrt").glob("*.py")))
     used = set(re.findall(r"\btrt\.([A-Za-z_]\w*(?:\.[A-Z]\w*)*)", src))
     listed = {p.removeprefix("10:") for p in api.TRT_PATHS}
     # getattr(trt.BuilderFlag, name): the members edgekit's recipes name are listed one by one
     assert {u for u in used if u not in listed and not any(p.startswith(u + ".") for p in listed)} == set()
     for flag in ("FP16", "SPARSE_WEIGHTS", "GPU_FALLBACK"):
         assert f'"{flag}"' in src and any(p.endswith(f"BuilderFlag.{flag}") for p in api.TRT_PATHS)
-    cuda = "".join((ROOT / f).read_text() for f in ("edgekit/backends/cudamem.py", "edgekit/doctor.py"))
+    files = ("edgekit/backends/tensorrt/cudamem.py", "edgekit/pipeline/doctor.py")
+    cuda = "".join((ROOT / f).read_text() for f in files)
     called = set(re.findall(r"\b(?:rt|self\.rt|_cudart\(\))\.(cuda\w+(?:\.cuda\w+)?)", cuda))
     assert called and called - set(api.CUDART_PATHS) == set()
 

@@ -19,9 +19,9 @@ def _classifier_bias(model: onnx.ModelProto):
 def test_export_verification_refuses_a_perturbed_weight(digits, digits_model, cli, tmp_path, monkeypatch):
     """One class's bias moved by 1.0 in the ONNX graph only: every logit of that class is 1.0 off the torch
     model, far over atol 1e-4 + rtol 1e-3 x max|logit| (about 0.02 here)."""
-    import edgekit.api
+    import edgekit.pipeline.export
 
-    real = edgekit.api.simplify
+    real = edgekit.pipeline.export.simplify
 
     def perturbed(raw):
         slim = real(raw)
@@ -31,7 +31,7 @@ def test_export_verification_refuses_a_perturbed_weight(digits, digits_model, cl
         bias.CopyFrom(numpy_helper.from_array(b, bias.name))
         return slim
 
-    monkeypatch.setattr(edgekit.api, "simplify", perturbed)
+    monkeypatch.setattr(edgekit.pipeline.export, "simplify", perturbed)
     out = tmp_path / "o"
     code, _, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--eval-data", digits[1],
                        "--max-images", "64", "--out", out, *DIGITS_FLAGS)
@@ -42,9 +42,9 @@ def test_export_verification_refuses_a_perturbed_weight(digits, digits_model, cl
 
 def test_fp16_drift_check_refuses_a_perturbed_weight(digits, digits_model, cli, tmp_path, monkeypatch):
     """The FP16 file's classifier weights negated: its logits point the other way (cosine near -1)."""
-    import edgekit.quantize
+    import edgekit.quantize.fp16
 
-    real = edgekit.quantize.fp16_from_onnx
+    real = edgekit.quantize.fp16.fp16_from_onnx
 
     def perturbed(src, dst, *a, **k):
         real(src, dst, *a, **k)
@@ -54,7 +54,7 @@ def test_fp16_drift_check_refuses_a_perturbed_weight(digits, digits_model, cli, 
         w.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(w), w.name))
         onnx.save(m, str(dst))
 
-    monkeypatch.setattr(edgekit.quantize, "fp16_from_onnx", perturbed)
+    monkeypatch.setattr(edgekit.quantize.fp16, "fp16_from_onnx", perturbed)
     out = tmp_path / "o"
     code, _, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--eval-data", digits[1],
                        "--max-images", "64", "--fp16", "--out", out, *DIGITS_FLAGS)
@@ -62,7 +62,7 @@ def test_fp16_drift_check_refuses_a_perturbed_weight(digits, digits_model, cli, 
     assert "the FP16 graph drifts from FP32 (mean cosine -" in err and "< 0.999)" in err, err
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
-    monkeypatch.setattr(edgekit.quantize, "fp16_from_onnx", real)  # the same export, unperturbed, passes
+    monkeypatch.setattr(edgekit.quantize.fp16, "fp16_from_onnx", real)  # the same export, unperturbed, passes
     code, _, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--eval-data", digits[1],
                        "--max-images", "64", "--fp16", "--out", out, *DIGITS_FLAGS)
     assert code == 0, err
@@ -75,9 +75,9 @@ def test_fp16_overflow_to_inf_is_refused(digits, digits_model, cli, tmp_path, mo
     fail the drift check, not slip through a `cosine < 0.999` comparison."""
     import numpy as np
 
-    import edgekit.quantize
+    import edgekit.quantize.fp16
 
-    real = edgekit.quantize.fp16_from_onnx
+    real = edgekit.quantize.fp16.fp16_from_onnx
 
     def overflowing(src, dst, *a, **k):
         real(src, dst, *a, **k)
@@ -89,7 +89,7 @@ def test_fp16_overflow_to_inf_is_refused(digits, digits_model, cli, tmp_path, mo
         w.CopyFrom(numpy_helper.from_array(big, w.name))
         onnx.save(m, str(dst))
 
-    monkeypatch.setattr(edgekit.quantize, "fp16_from_onnx", overflowing)
+    monkeypatch.setattr(edgekit.quantize.fp16, "fp16_from_onnx", overflowing)
     out = tmp_path / "o"
     code, _, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--eval-data", digits[1],
                        "--max-images", "16", "--fp16", "--out", out, *DIGITS_FLAGS)

@@ -7,8 +7,8 @@ import torch
 import torchvision
 
 from edgekit.errors import EdgekitError
-from edgekit.weights import load
-from edgekit.zoo import get_card
+from edgekit.models.registry import get_card
+from edgekit.models.weights import load
 
 CARD = get_card("squeezenet1_1")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.data import builtin_photos, load_image
+from edgekit.data.images import builtin_photos, load_image
 from edgekit.errors import EdgekitError
-from edgekit.zoo import ALIASES, get_card, list_models, resolve_name
+from edgekit.models.registry import ALIASES, get_card, list_models, resolve_name
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from edgekit.zoo import get_card, list_models
+from edgekit.models.registry import get_card, list_models
 
 HEAVY = {"vgg16", "alexnet", "densenet121", "resnet50", "resnext50_32x4d", "googlenet", "resnet18",
          "efficientnet_b2", "efficientnet_b3"}

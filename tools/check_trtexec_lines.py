@@ -108,8 +108,9 @@ def build_parser(repo: Path, branch: str, work: Path) -> Path:
 
 
 def edgekit_lines() -> list[tuple[int, str]]:
-    from edgekit.backends.tensorrt import BuildOptions, GraphFacts, trtexec_command
-    from edgekit.jetson import TRT_ON_JETSON
+    from edgekit.backends.tensorrt.options import BuildOptions, GraphFacts
+    from edgekit.backends.tensorrt.trtexec import trtexec_command
+    from edgekit.pipeline.jetson import TRT_ON_JETSON
 
     shape = (1, 3, 224, 224)
     cases = [("int8", GraphFacts("int8", 10, True, "input", shape), {}),

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..source import PreprocessOverrides
+from ..models.source import PreprocessOverrides
 
 WeightsOpt = typer.Option("imagenet", "--weights", "-w",
                           help="'imagenet' (torchvision's, via the torch hub cache), 'random', or a checkpoint "

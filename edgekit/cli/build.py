@@ -19,8 +19,8 @@ def build(
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
 ) -> None:
     """Build the TensorRT engine on this device, profile it, and fail (exit 1) if it disagrees with the host."""
-    from ..jetson import build_bundle
-    from ..report import print_table
+    from ..pipeline.jetson import build_bundle
+    from ..report.table import print_table
 
     rep = build_bundle(bundle, out, repeats, force)
     print_table(rep)

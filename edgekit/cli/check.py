@@ -29,11 +29,11 @@ def check(
     """Fail (exit 1) when the model grew, slowed or lost accuracy; exit 2 on bad input."""
     from rich.table import Table
 
-    from .. import check as chk
     from ..errors import BudgetExceededError, EdgekitError
     from ..fsutil import atomic_write_text
     from ..progress import stdout_console
-    from ..yamlschema import load_yaml
+    from ..recipe.schema import load_yaml
+    from ..report import check as chk
 
     cur = chk.metrics(chk.read_report(report), report)
     base = chk.metrics(chk.read_report(baseline), baseline) if baseline else None

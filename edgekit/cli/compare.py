@@ -21,11 +21,11 @@ def compare(
     """A table of every variant, and optionally the Pareto chart of latency against accuracy."""
     from rich.table import Table
 
-    from ..check import read_report
-    from ..compare import mixed_image_sets, variant_rows
-    from ..compare import plot as draw
     from ..fsutil import atomic_write_text
     from ..progress import stdout_console
+    from ..report.check import read_report
+    from ..report.compare import mixed_image_sets, variant_rows
+    from ..report.compare import plot as draw
 
     loaded = {}
     for p in reports:

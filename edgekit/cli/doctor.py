@@ -19,7 +19,7 @@ def doctor(
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON on stdout."),
 ) -> None:
     """What is installed, which GPU is here, and a tiny model through every backend that claims to work."""
-    from ..doctor import BACKENDS, BackendUnavailableError, diagnose, unavailable
+    from ..pipeline.doctor import BACKENDS, BackendUnavailableError, diagnose, unavailable
     from ..progress import stdout_console
 
     named = tuple(n.strip() for b in (backend or []) for n in b.split(",") if n.strip())

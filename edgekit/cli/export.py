@@ -89,12 +89,13 @@ def export(
                                                "this export (run it with `edgekit run`)."),
 ) -> None:
     """Export MODEL to ONNX (simplified with onnxslim), checked against torch on real images."""
-    from ..api import CalibOptions, export_model
-    from ..backends.tensorrt import parse_batch_profile
+    from ..backends.tensorrt.options import parse_batch_profile
     from ..errors import BudgetExceededError
-    from ..export import Tolerance
-    from ..quantize import QuantConfig
-    from ..report import print_table
+    from ..measure.quality import Tolerance
+    from ..pipeline.calib import CalibOptions
+    from ..pipeline.export import export_model
+    from ..quantize.config import QuantConfig
+    from ..report.table import print_table
 
     jetson = engine = None
     if backend not in ("onnxruntime", "tensorrt"):
@@ -122,7 +123,7 @@ def export(
     ov = c.overrides(input_size, resize_size, interpolation, mean, std)
     precision = "int8" if int8 else "fp16" if fp16 else "fp32"
     if save_recipe is not None:
-        from ..recipe import from_export_args
+        from ..recipe.from_args import from_export_args
 
         if max_drop == "off":
             from ..errors import EdgekitError
@@ -143,11 +144,11 @@ def export(
                        jetson=jetson, optimize=optimize, engine=None if jetson else engine, time_budget=time_budget)
     print_table(rep)
     if explain and "int8" in rep:
-        from ..int8_explain import print_worst
+        from ..quantize.explain import print_worst
 
         print_worst(rep["int8"])
     if save_recipe is not None:
-        from ..recipe import save
+        from ..recipe.spec import save
 
         save(saved, save_recipe)
         typer.echo(f"wrote {save_recipe}")

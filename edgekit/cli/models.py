@@ -16,8 +16,8 @@ def models(all_: bool = typer.Option(False, "--all", help="Include the heavyweig
     """List the supported models and their published ImageNet-1k figures (n/a where the authors publish none)."""
     from rich.table import Table
 
+    from ..models.registry import ALIASES, get_card, list_models
     from ..progress import stdout_console
-    from ..zoo import ALIASES, get_card, list_models
 
     names = list_models(edge_only=not all_)
     rows = []

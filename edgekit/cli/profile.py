@@ -40,15 +40,15 @@ def profile(
                                                "this profile (`edgekit run`: export, then the same profile)."),
 ) -> None:
     """Profile MODEL: size, params, MACs, latency (median/p90/p99), peak memory, accuracy or agreement."""
-    from ..api import profile_model
-    from ..profile import TimingOptions
-    from ..report import print_table
+    from ..measure.timing import TimingOptions
+    from ..pipeline.profile import profile_model
+    from ..report.table import print_table
 
     timing = TimingOptions(warmup, repeats, batch)
     ov = c.overrides(input_size, resize_size, interpolation, mean, std)
     if save_recipe is not None:
         from ..errors import EdgekitError
-        from ..recipe import from_profile_args
+        from ..recipe.from_args import from_profile_args
 
         if reference is not None or max_images is not None:
             raise EdgekitError("--save-recipe with --reference or --max-images: recipes profile the whole "
@@ -59,7 +59,7 @@ def profile(
                         c.as_path(reference), timing, weights, num_classes, trust_checkpoint, ov, max_images, force)
     print_table(rep)
     if save_recipe is not None:
-        from ..recipe import save
+        from ..recipe.spec import save
 
         save(saved, save_recipe)
         typer.echo(f"wrote {save_recipe}")

@@ -48,10 +48,10 @@ def prune(
 ) -> None:
     """Prune MODEL's channels (Torch-Pruning), optionally fine-tune by distillation, export and compare."""
     from ..errors import EdgekitError
-    from ..finetune import FinetuneConfig
-    from ..prune import PruneConfig
-    from ..pruning_job import prune_model
-    from ..report import print_table
+    from ..pipeline.prune import prune_model
+    from ..prune.finetune import FinetuneConfig
+    from ..prune.plan import PruneConfig
+    from ..report.table import print_table
 
     layer_ratios = []
     for item in layer_ratio or []:
@@ -65,7 +65,7 @@ def prune(
     ft = FinetuneConfig(epochs, optimizer, lr, batch_size=batch_size)
     ov = c.overrides(input_size, resize_size, interpolation, mean, std)
     if save_recipe is not None:
-        from ..recipe import from_prune_args
+        from ..recipe.from_args import from_prune_args
 
         saved = from_prune_args(model, out, weights, cfg, sparsity, c.as_path(finetune_data), ft,
                                 c.as_path(eval_data), num_classes, ov, threads)
@@ -73,7 +73,7 @@ def prune(
                       num_classes, trust_checkpoint, ov, threads, force)
     print_table(rep)
     if save_recipe is not None:
-        from ..recipe import save
+        from ..recipe.spec import save
 
         save(saved, save_recipe)
         typer.echo(f"wrote {save_recipe}")

@@ -21,9 +21,9 @@ def run(
     force: bool = typer.Option(False, "--force", help="Replace existing output folders."),
 ) -> None:
     """Validate RECIPE and run its steps: prune, fine-tune, export, quantize, profile, check budgets."""
-    from .. import recipe as rc
     from ..errors import EdgekitError
-    from ..report import print_table
+    from ..recipe import spec as rc
+    from ..report.table import print_table
 
     r = rc.load(recipe, set_)
     target = out or rc.out_dir(r, recipe)

@@ -31,8 +31,8 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from edgekit.data import load_array, scan
-    from edgekit.preprocess import Preprocess
+    from edgekit.data.images import load_array, scan
+    from edgekit.models.preprocess import Preprocess
 
     with tempfile.TemporaryDirectory() as tmp:
         train, test = write_digits(Path(tmp))

@@ -65,9 +65,9 @@ def test_use2_jetson_bundle(fresh, digits, digits_model):
     run("export", "mobilenet_v2", "--weights", digits_model[0], "--target", "jetson", "--calib-data", digits[0],
         "--calib-size", "128", "--eval-data", digits[1], "--out", "jet", *DIGITS_FLAGS, cwd=fresh)
     bundle = fresh / "jet" / "bundle"
-    from edgekit.data import load_array, scan
-    from edgekit.jetson import read_manifest
-    from edgekit.preprocess import Preprocess
+    from edgekit.data.images import load_array, scan
+    from edgekit.models.preprocess import Preprocess
+    from edgekit.pipeline.jetson import read_manifest
     from edgekit.stats import accuracy
 
     doc = read_manifest(bundle)  # validates the schema and every file's sha256

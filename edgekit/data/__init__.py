@@ -1,0 +1,1 @@
+"""Images in: folders of images, labels, calibration sources."""

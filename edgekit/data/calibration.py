@@ -1,0 +1,147 @@
+"""Calibration data for INT8: real images (or preprocessed tensors) and the cache of tensor ranges.
+
+A calibration source is anything with ``get_next() -> {input_name: array} | None``, the shape of
+onnxruntime's ``CalibrationDataReader``. Images go through the model's evaluation preprocessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EdgekitError, first_line
+from ..fsutil import sha256_file, write_json
+from ..models.preprocess import Preprocess
+from .images import ImageSet, load_array, scan
+
+log = logging.getLogger("edgekit")
+CACHE_VERSION = 1
+DEFAULT_CACHE_DIR = Path("calibration") / "cache"
+MIN_RECOMMENDED = 100
+
+
+class ArrayReader:
+    """Feeds preprocessed samples one batch at a time under the model's input name."""
+
+    def __init__(self, x: np.ndarray, input_name: str, batch_size: int = 1) -> None:
+        self.x, self.input_name, self.batch_size = x, input_name, batch_size
+        self._i = 0
+
+    def get_next(self) -> dict | None:
+        if self._i >= len(self.x):
+            return None
+        batch = self.x[self._i:self._i + self.batch_size]
+        self._i += self.batch_size
+        return {self.input_name: np.ascontiguousarray(batch)}
+
+    def rewind(self) -> None:
+        self._i = 0
+
+    def __len__(self) -> int:
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+
+@dataclass
+class CalibrationSet:
+    """The chosen calibration samples, what they are, and the held-out rest of the folder."""
+
+    x: np.ndarray
+    source: str  # folder or file
+    kind: str  # "images", "tensors" or "builtin"
+    items: list[str]  # relative image paths (or the tensor file's name)
+    fingerprint: str  # sha256 over the items' contents
+    held_out: ImageSet | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict:
+        return {"source": self.source, "kind": self.kind, "size": int(len(self.x)),
+                "fingerprint": self.fingerprint, "warnings": self.warnings}
+
+
+def select(n_total: int, size: int, seed: int) -> list[int]:
+    """Deterministic choice of ``size`` of ``n_total`` indices, returned sorted."""
+    if size >= n_total:
+        return list(range(n_total))
+    return sorted(np.random.default_rng(seed).choice(n_total, size=size, replace=False).tolist())
+
+
+def from_folder(folder: str | Path, preprocess: Preprocess, size: int = 512, seed: int = 0,
+                kind: str = "images") -> CalibrationSet:
+    """``size`` images chosen with ``seed`` from ``folder`` (recursively; labels ignored)."""
+    images = scan(folder, labels=False)
+    idx = select(len(images), size, seed)
+    chosen = images.subset(idx)
+    rest = sorted(set(range(len(images))) - set(idx))
+    warnings = []
+    if len(chosen) < size and kind != "builtin":
+        warnings.append(f"only {len(chosen)} calibration images in {folder} (asked for {size})")
+    if len(chosen) < MIN_RECOMMENDED:
+        warnings.append(f"{len(chosen)} calibration images is few: INT8 ranges are more reliable from "
+                        f"{MIN_RECOMMENDED}+ (NNCF uses 300)")
+    x, _ = load_array(chosen, preprocess, desc="reading calibration images")
+    digest = hashlib.sha256()
+    rel = []
+    for p in chosen.paths:
+        r = str(p.relative_to(images.root))
+        rel.append(r)
+        digest.update(r.encode() + b"\0" + sha256_file(p).encode())
+    return CalibrationSet(x, str(folder), kind, rel, digest.hexdigest(),
+                          images.subset(rest) if rest else None, warnings)
+
+
+def from_tensors(path: str | Path, input_shape: list, size: int = 512, seed: int = 0) -> CalibrationSet:
+    """Preprocessed samples from an .npy (N, C, H, W) or an .npz holding one such array."""
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            if len(data.files) != 1:
+                raise ValueError(f"expected one array, found {data.files}")
+            data = data[data.files[0]]
+    except Exception as exc:
+        raise EdgekitError(f"{path} is not a readable .npy/.npz of preprocessed images ({first_line(exc)}): "
+                           "save one float32 array of shape (N, 3, H, W) with numpy.save") from None
+    expected = [d for d in input_shape[1:]]
+    if data.ndim != 4 or list(data.shape[1:]) != expected:
+        raise EdgekitError(f"{path} holds an array of shape {list(data.shape)}; the model needs (N, "
+                           f"{', '.join(map(str, expected))}): preprocess the images to the model's input")
+    idx = select(len(data), size, seed)
+    x = np.ascontiguousarray(data[idx], dtype=np.float32)
+    warnings = [] if len(x) >= MIN_RECOMMENDED else [
+        f"{len(x)} calibration samples is few: INT8 ranges are more reliable from {MIN_RECOMMENDED}+"]
+    fp = hashlib.sha256(sha256_file(path).encode() + json.dumps(idx).encode()).hexdigest()
+    return CalibrationSet(x, str(path), "tensors", [path.name], fp, None, warnings)
+
+
+def cache_key(model_sha256: str, preprocess: Preprocess, method: dict, calib: CalibrationSet) -> str:
+    """Everything the ranges depend on; any change misses the cache."""
+    fields = {"version": CACHE_VERSION, "model": model_sha256, "preprocess": preprocess.to_dict(),
+              "method": method, "samples": calib.fingerprint, "n": int(len(calib.x))}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def read_cache(path: Path, key: str) -> dict | None:
+    """The onnxruntime ranges stored under ``key``, or None (missing, corrupt or stale: never trusted)."""
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("edgekit_calibration_cache") != CACHE_VERSION or doc.get("key") != key:
+            raise ValueError("version or key does not match")
+        from onnxruntime.quantization.calibrate import TensorsData
+
+        TensorsData.from_dict(doc["ranges"])  # validates the payload
+        return doc["ranges"]
+    except Exception as exc:
+        log.warning("ignoring calibration cache %s (%s); recomputing it", path, first_line(exc))
+        return None
+
+
+def write_cache(path: Path, key: str, ranges: dict, meta: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {"edgekit_calibration_cache": CACHE_VERSION, "key": key, "meta": meta, "ranges": ranges})

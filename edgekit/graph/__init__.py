@@ -1,0 +1,1 @@
+"""ONNX graphs: facts read from a graph, and the torch-to-ONNX export."""

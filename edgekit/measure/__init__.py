@@ -1,0 +1,1 @@
+"""Measurements: timing, memory, quality, file facts, GPU side by side."""

@@ -1,0 +1,105 @@
+"""One measurement loop for every backend: size, params, MACs, latency, memory, accuracy, agreement."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EdgekitError
+from ..stats import latency_stats
+
+
+@dataclass
+class TimingOptions:
+    warmup: int = 10
+    repeats: int = 100
+    batch: int = 1  # a second batch size measured besides 1; needs a dynamic-batch model
+
+
+def time_runner(runner, x: np.ndarray, opts: TimingOptions, progress=None, desc: str = "timing") -> dict:
+    """Warm up, then time ``opts.repeats`` calls of ``runner.infer(x)``; per-call ms statistics."""
+    from ..progress import track_progress
+
+    for _ in range(opts.warmup):
+        runner.infer(x)
+    samples = np.empty(opts.repeats)
+    with track_progress(progress) as prog:
+        task = prog.add_task(f"{desc} (batch {len(x)})", total=opts.repeats)
+        for i in range(opts.repeats):
+            t0 = time.perf_counter()
+            runner.infer(x)
+            samples[i] = (time.perf_counter() - t0) * 1e3
+            prog.advance(task)
+    return latency_stats(samples, batch_size=len(x))
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Linux lets a process reset its high-water mark (VmHWM) by writing 5 to clear_refs."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    kb = _status_kb("VmHWM")
+    if kb is None:
+        import resource
+
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024.0
+
+
+def rss_mb() -> float | None:
+    kb = _status_kb("VmRSS")
+    return None if kb is None else kb / 1024.0
+
+
+def measure(runner, x_timing: np.ndarray, opts: TimingOptions, progress=None) -> dict:
+    """Latency at batch 1 and at ``opts.batch``, and the peak memory while loading and running."""
+    base = rss_mb()
+    reset_peak_rss()
+    runner.activate()
+    loaded = rss_mb()
+    result = {"latency": {"batch1": time_runner(runner, x_timing[:1], opts, progress)}}
+    if opts.batch > 1:
+        if runner.fixed_batch not in (None, opts.batch):
+            raise EdgekitError(f"the model is fixed at batch {runner.fixed_batch}, so --batch {opts.batch} cannot run:"
+                               " export with --dynamic-batch")
+        xb = np.repeat(x_timing[:1], opts.batch, axis=0) if len(x_timing) < opts.batch else x_timing[:opts.batch]
+        result["latency"][f"batch{opts.batch}"] = time_runner(runner, np.ascontiguousarray(xb), opts, progress)
+    result["memory"] = {"rss_before_mb": base, "rss_loaded_mb": loaded, "peak_rss_mb": peak_rss_mb(),
+                        "peak_over_before_mb": (peak_rss_mb() - base) if base is not None else None}
+    result["timing"] = {"warmup": opts.warmup, "repeats": opts.repeats, "clock": "time.perf_counter"}
+    return result
+
+
+def compare_latency(models: dict[str, Path], x: np.ndarray, opts: TimingOptions, threads: int | None,
+                    progress=None) -> dict[str, dict]:
+    """Batch-1 latency of several ONNX files on the CPU, each session alone in turn (never interleaved)."""
+    import gc
+
+    from ..backends.onnxruntime import OnnxRuntimeRunner
+
+    out = {}
+    for name, path in models.items():
+        with OnnxRuntimeRunner(path, threads=threads) as r:
+            out[name] = time_runner(r, x[:1], opts, progress, desc=f"timing {name}")
+        gc.collect()
+    return out

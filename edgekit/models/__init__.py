@@ -1,0 +1,1 @@
+"""Models: cards (what a family is and can do), weight sources, preprocessing, opening a model."""

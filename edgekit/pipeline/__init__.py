@@ -1,0 +1,1 @@
+"""The jobs, stage by stage: export, INT8, FP16, TensorRT, optimize, profile, prune, Jetson bundle."""

@@ -1,0 +1,260 @@
+"""`edgekit doctor`: what is installed, which GPU is here, and a round trip through every backend that claims to
+work. The first thing to run on a new machine or a Jetson.
+
+Every read is guarded: what is absent reads "n/a (why)". Each backend that imports exports (or reads) a tiny
+model, builds or compiles it, infers, and is compared with PyTorch (or, on a board without torch, with
+onnxruntime on the CPU); a row says pass or fail and, on failure, the fix.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..backends.tiny import tiny_onnx, tiny_torch, tiny_weights
+from ..errors import EdgekitError, first_line
+
+BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+# fp32 everywhere; GPUs may run convolutions in TF32 (TensorRT's default on Ampere+), hence the wider bound
+TOLERANCE = {"cpu": (1e-4, 1e-3), "gpu": (1e-3, 1e-2)}  # atol, rtol of max|reference|
+
+
+class BackendUnavailableError(EdgekitError):
+    """A backend named with --backend cannot run here."""
+
+    exit_code = 1
+
+
+def _na(why: str) -> str:
+    return f"n/a ({why})"
+
+
+def _pkg_version(pkg: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return _na("not installed")
+
+
+def _try_import(module: str):
+    """The module, or the one-line reason it does not import (absent, blocked, a missing native library)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module), None
+    except Exception as exc:  # ImportError, or a native library's OSError/RuntimeError at import
+        return None, first_line(exc, 140)
+
+
+def _cuda_version(code: int) -> str:
+    return f"{code // 1000}.{code % 1000 // 10}"
+
+
+def versions() -> dict[str, str]:
+    """Python and every library edgekit can use, with the CUDA runtime and driver cuda-python reports."""
+    out = {"python": platform.python_version(), "edgekit": _pkg_version("edgekit")}
+    torch, why = _try_import("torch")
+    out["torch"] = (f"{torch.__version__} (CUDA {torch.version.cuda or 'none: CPU build'})" if torch else
+                    _na(why))
+    ort, why = _try_import("onnxruntime")
+    out["onnxruntime"] = ort.__version__ if ort else _na(why)
+    out["onnxruntime providers"] = ", ".join(ort.get_available_providers()) if ort else _na(why)
+    ov, why = _try_import("openvino")
+    out["openvino"] = ov.get_version() if ov else _na(why)
+    trt, why = _try_import("tensorrt")
+    out["tensorrt"] = trt.__version__ if trt else _na(why)
+    out["cuda-python"] = _pkg_version("cuda-bindings") if _pkg_version("cuda-python").startswith("n/a") \
+        else _pkg_version("cuda-python")
+    out["pycuda"] = _pkg_version("pycuda")
+    rt, why = _try_import("cuda.bindings.runtime")
+    if rt is None:
+        out["cuda runtime"] = out["cuda driver"] = _na(f"cuda-python: {why}")
+    else:
+        err, runtime = rt.cudaRuntimeGetVersion()
+        out["cuda runtime"] = _cuda_version(runtime) if int(err) == 0 else _na(err.name)
+        err, driver = rt.cudaDriverGetVersion()
+        out["cuda driver"] = (_cuda_version(driver) if int(err) == 0 and driver else
+                              _na("no NVIDIA driver: libcuda is not loaded"))
+    return out
+
+
+def gpu_facts() -> dict:
+    """Devices each CUDA library counts, and device 0's name and compute capability when there is one."""
+    from ..backends.tensorrt.cudamem import no_device_reason, probe_devices
+
+    probes = probe_devices()
+    facts = {"libraries": {lib: (n if n else _na(why)) for lib, (n, why) in probes.items()}}
+    why = no_device_reason(probes)
+    if why is not None:
+        return {**facts, "gpu": _na(why), "compute_capability": _na("no GPU")}
+    from ..backends.tensorrt.build import gpu_identity
+
+    name, cc = gpu_identity()
+    return {**facts, "gpu": name, "compute_capability": f"{cc[0]}.{cc[1]}"}
+
+
+def _command(cmd: list[str]) -> tuple[str | None, str | None]:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"{cmd[0]}: {first_line(exc, 80)}"
+    if r.returncode != 0:
+        return None, f"{' '.join(cmd)} exited {r.returncode}: {first_line(Exception(r.stderr or r.stdout), 80)}"
+    return r.stdout.strip(), None
+
+
+def clocks_locked(show: str) -> bool:
+    """jetson_clocks --show: locked clocks show the GPU's current, min and max frequency equal."""
+    import re
+
+    m = re.search(r"GPU MinFreq=(\d+) MaxFreq=(\d+) CurrentFreq=(\d+)", show)
+    return bool(m) and len(set(m.groups())) == 1
+
+
+def jetson_facts(root: Path = Path("/")) -> dict:
+    """L4T and JetPack release, power mode, locked clocks; on any other machine "n/a" with why."""
+    rel = root / "etc/nv_tegra_release"
+    if not rel.exists():
+        why = f"not a Jetson: {rel} is absent"
+        return {k: _na(why) for k in ("l4t", "jetpack", "nvpmodel", "clocks_locked")}
+    facts = {"l4t": rel.read_text().splitlines()[0].strip()}
+    out, why = _command(["dpkg-query", "-W", "-f=${Version}", "nvidia-jetpack"])
+    facts["jetpack"] = out or _na(why or "nvidia-jetpack is not installed")
+    out, why = _command(["nvpmodel", "-q"])
+    facts["nvpmodel"] = " / ".join(out.splitlines()) if out else _na(why)
+    out, why = _command(["jetson_clocks", "--show"])
+    facts["clocks_locked"] = ("yes" if clocks_locked(out) else "no: run sudo jetson_clocks before timing") if out \
+        else _na(why)
+    return facts
+
+
+def _runners(backend: str, onnx_path: Path, work: Path, torch_model):
+    """(device, runner factory) pairs for a backend; raises with the reason when it cannot run here."""
+    if backend == "torch":
+        import torch
+
+        from ..backends.torch import TorchRunner
+
+        devs = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        return [(d, lambda d=d: TorchRunner(torch_model, d, input_shape=(1, 3, 32, 32))) for d in devs]
+    if backend == "onnxruntime":
+        from .._optional import require
+        from ..backends.onnxruntime import OnnxRuntimeRunner, available_devices
+
+        require("onnxruntime", "the onnxruntime backend")
+
+        return [(d, lambda d=d: OnnxRuntimeRunner(onnx_path, d, threads=1)) for d in available_devices()]
+    if backend == "openvino":
+        from .._optional import require
+        from ..backends.openvino import OpenVINORunner
+
+        require("openvino", "the OpenVINO backend")
+
+        return [("cpu", lambda: OpenVINORunner(onnx_path, threads=1))]
+    from ..backends.tensorrt.build import engine_from_onnx
+    from ..backends.tensorrt.cudamem import no_device_reason, probe_devices
+    from ..backends.tensorrt.options import BuildOptions, require_gpu
+    from ..backends.tensorrt.runner import TensorRTRunner
+
+    try:
+        require_gpu()
+    except EdgekitError as exc:
+        no_gpu = no_device_reason(probe_devices())
+        more = f"; and no GPU here either ({no_gpu})" if no_gpu and "GPU is reachable" not in str(exc) else ""
+        raise EdgekitError(f"{exc}{more}") from None
+
+    def build():
+        engine_from_onnx(onnx_path, work / "doctor.engine", BuildOptions("fp32", workspace_mb=256))
+        return TensorRTRunner(work / "doctor.engine")
+
+    return [("cuda", build)]
+
+
+_FIX = {"torch": "pip install torch (on a Jetson, NVIDIA's JetPack build of torch)",
+        "onnxruntime": "pip install onnxruntime (onnxruntime-gpu for the CUDA/TensorRT providers)",
+        "openvino": "pip install 'edgekit[openvino]'",
+        "tensorrt": "on a machine with an NVIDIA GPU and driver; see the README's TensorRT extras"}
+
+
+def _row(backend, device, verdict, detail, fix="", **numbers) -> dict:
+    return {"backend": backend, "device": device, "verdict": verdict, **numbers, "detail": detail, "fix": fix}
+
+
+def round_trip(backends=BACKENDS, n: int = 8) -> list[dict]:
+    """Export (or write) a tiny model, run it through each backend that imports, compare with the reference."""
+    from ..stats import agreement, within_tolerance
+
+    weights = tiny_weights()
+    x = np.random.default_rng(1).standard_normal((n, 3, 32, 32)).astype(np.float32)
+    torch_mod, torch_why = _try_import("torch")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="edgekit-doctor-") as tmp:
+        work = Path(tmp)
+        model = None
+        if torch_mod is not None:
+            from ..graph.export import onnx_from_torch
+
+            model = tiny_torch(weights)
+            with torch_mod.no_grad():
+                ref = model(torch_mod.from_numpy(x)).numpy()
+            onnx_path = work / "tiny.onnx"
+            onnx_from_torch(model, (1, 3, 32, 32), onnx_path)
+            reference = "PyTorch eager, CPU"
+        else:
+            from ..backends.onnxruntime import OnnxRuntimeRunner
+
+            onnx_path = tiny_onnx(weights, work / "tiny.onnx")
+            with OnnxRuntimeRunner(onnx_path, threads=1) as r:
+                ref = np.concatenate([r.infer(x[i:i + 1]) for i in range(n)])
+            reference = f"onnxruntime CPU (no torch here: {torch_why})"
+        for backend in backends:
+            if backend == "torch" and model is None:
+                rows.append(_row("torch", "-", "n/a", f"torch does not import: {torch_why}", _FIX["torch"]))
+                continue
+            try:
+                pairs = _runners(backend, onnx_path, work, model)
+            except EdgekitError as exc:  # not installed / no GPU: a backend that does not claim to be here
+                rows.append(_row(backend, "-", "n/a", str(exc), _FIX[backend]))
+                continue
+            for device, make in pairs:
+                t0 = time.perf_counter()
+                try:
+                    with make() as r:
+                        got = np.concatenate([r.infer(x[i:i + 1]) for i in range(n)])
+                except Exception as exc:  # a backend that claims to work and does not: its reason is the finding
+                    rows.append(_row(backend, device, "fail", first_line(exc, 300), _FIX[backend]))
+                    continue
+                ag = agreement(got, ref)
+                atol, rtol = TOLERANCE["cpu" if device == "cpu" else "gpu"]
+                ok = within_tolerance(ag["max_abs_diff"], ref, atol, rtol) and ag["top1_agreement"] == 100.0
+                rows.append(_row(backend, device, "pass" if ok else "fail",
+                                 f"vs {reference}, {n} inputs, bound {atol:g} + {rtol:g}*max|ref|",
+                                 "" if ok else "outputs disagree with the reference: report it with this output",
+                                 max_abs_diff=ag["max_abs_diff"], top1_agreement=ag["top1_agreement"],
+                                 seconds=round(time.perf_counter() - t0, 2)))
+    return rows
+
+
+def diagnose(backends=BACKENDS) -> dict:
+    """Everything doctor reports, as one JSON-ready document."""
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        raise EdgekitError(f"unknown backend {unknown[0]!r}: choose from {', '.join(BACKENDS)}")
+    return {"versions": versions(), "gpu": gpu_facts(), "jetson": jetson_facts(), "round_trip": round_trip(backends)}
+
+
+def unavailable(doc: dict, named: tuple[str, ...]) -> list[str]:
+    """The backends named with --backend that have no passing row, each with its reason."""
+    out = []
+    for b in named:
+        rows = [r for r in doc["round_trip"] if r["backend"] == b]
+        if not any(r["verdict"] == "pass" for r in rows):
+            out.append(f"{b}: " + "; ".join(r["detail"] for r in rows if r["verdict"] != "pass"))
+    return out

@@ -1,0 +1,220 @@
+"""The Jetson bundle: everything to copy to the board, and `edgekit build` that checks it there.
+
+The host writes the ONNX (symmetric Q/DQ INT8 and/or FP16), a manifest with the preprocessing, labels and the
+accuracy and agreement it measured, a few hundred preprocessed sample images with their FP32 logits, and the
+equivalent trtexec lines. The board builds the engine, measures it, and fails when it disagrees.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BudgetExceededError, EdgekitError
+
+BUNDLE_VERSION = 1
+# the TensorRT releases a Jetson runs: 10.3 on JetPack 6.x (Orin), 11.4.1 on JetPack 7.2.2+ (AGX Orin, Thor)
+TRT_ON_JETSON = ((10, 3, 0), (11, 4, 1))
+# what `edgekit build` and `edgekit doctor` import on the board (checked with torch blocked, tests/test_board.py):
+# installed with --no-deps beside these, edgekit leaves JetPack's own PyTorch alone
+BOARD_REQUIREMENTS = ("numpy>=1.24", "onnx>=1.16", "onnxruntime>=1.18", "typer>=0.12", "rich>=13")
+
+
+def bundle_readme(model: str, precision: str) -> str:
+    """The bundle's own README: how to install edgekit on the board without touching its torch, and build."""
+    reqs = " ".join(f"'{r}'" for r in BOARD_REQUIREMENTS)
+    return f"""# {model} ({precision.upper()}) for TensorRT on the board
+
+Built on the host by `edgekit export --target jetson`. On the board (JetPack ships TensorRT):
+
+```bash
+# edgekit without PyTorch: `edgekit build` and `edgekit doctor` need no torch, and a plain
+# `pip install edgekit` would pull one from the package index over JetPack's own build
+pip install --no-deps edgekit
+pip install {reqs}
+pip install 'cuda-python>=12,<13'   # JetPack 6.x (CUDA 12.6, TensorRT 10.3); JetPack 7.x: 'cuda-python>=13,<14'
+edgekit doctor --backend tensorrt   # versions, GPU, nvpmodel, clocks, and a tiny engine built and checked
+sudo jetson_clocks                  # optional: locked clocks make the timings repeatable (doctor reports it)
+edgekit build .                     # engine, GPU compute and end-to-end time, agreement with the host
+```
+
+`trtexec.sh` holds the same build with trtexec for TensorRT 10.3 (JetPack 6.x) and 11.4.1+ (JetPack 7.2.2+;
+TensorRT 11.0-11.3 never ran on Jetson and had no DLA). The Orin Nano has no DLA.
+"""
+REQUIRED = {"edgekit_bundle": int, "model": str, "precision": str, "onnx": str, "input_name": str,
+            "input_shape": list, "preprocess": dict, "num_classes": int, "files": dict, "samples": str,
+            "expected": dict, "tolerance": dict, "build": dict}
+
+
+def validate_manifest(doc) -> list[str]:
+    """Every problem with a manifest (empty when it is sound)."""
+    if not isinstance(doc, dict):
+        return ["the manifest is not a JSON object"]
+    problems = [f"missing {k}" for k in REQUIRED if k not in doc]
+    problems += [f"{k} should be a {t.__name__}" for k, t in REQUIRED.items() if k in doc and not isinstance(doc[k], t)]
+    if problems:
+        return problems
+    if doc["edgekit_bundle"] != BUNDLE_VERSION:
+        problems.append(f"bundle version {doc['edgekit_bundle']} (this edgekit reads {BUNDLE_VERSION})")
+    if doc["precision"] not in ("int8", "fp16"):
+        problems.append(f"precision {doc['precision']!r} (a Jetson bundle carries int8 or fp16)")
+    if doc["onnx"] not in doc["files"] or doc["samples"] not in doc["files"]:
+        problems.append("files must list the ONNX and the samples with their sha256")
+    outside = [n for n in [*doc["files"], doc["onnx"], doc["samples"]]
+               if Path(n).is_absolute() or ".." in Path(n).parts]
+    if outside:
+        problems.append(f"{outside[0]} lies outside the bundle folder (a manifest names files inside it only)")
+    exp, tol = doc["expected"], doc["tolerance"]
+    if "agreement" not in exp or not isinstance(exp.get("agreement"), (int, float)):
+        problems.append("expected.agreement (top-1 agreement with FP32, %) is missing")
+    if not isinstance(tol.get("agreement_points"), (int, float)) or tol["agreement_points"] < 0:
+        problems.append("tolerance.agreement_points must be a number >= 0")
+    if exp.get("top1") is not None and not isinstance(tol.get("top1_points"), (int, float)):
+        problems.append("tolerance.top1_points is needed with expected.top1")
+    if len(doc["input_shape"]) != 4:
+        problems.append("input_shape must be N,C,H,W")
+    return problems
+
+
+def read_manifest(bundle: Path) -> dict:
+    from ..fsutil import sha256_file
+
+    path = bundle / "manifest.json"
+    try:
+        doc = json.loads(path.read_text())
+    except OSError:
+        raise EdgekitError(f"{path} not found: pass a folder written by `edgekit export ... --target jetson`") from None
+    except ValueError as exc:
+        raise EdgekitError(f"{path} is not valid JSON ({exc}): copy the bundle again") from None
+    problems = validate_manifest(doc)
+    if problems:
+        raise EdgekitError(f"{path} is not a valid bundle manifest: {'; '.join(problems)}")
+    for name, digest in doc["files"].items():
+        f = bundle / name
+        if not f.exists() or sha256_file(f) != digest:
+            raise EdgekitError(f"{f} is missing or changed since the bundle was made (sha256 differs): copy the "
+                               "bundle again")
+    return doc
+
+
+def write_bundle(folder: Path, model_name: str, onnx_path: Path, precision: str, preprocess: dict,
+                 categories, num_classes: int, x: np.ndarray, y: np.ndarray | None, fp32_logits: np.ndarray,
+                 lowp_logits: np.ndarray, build: dict, budgets: dict | None, host: dict,
+                 tolerance: dict | None = None) -> dict:
+    """Write the bundle into ``folder`` (which the caller stages and renames); returns the manifest."""
+    from ..backends.tensorrt.options import BuildOptions, graph_facts
+    from ..backends.tensorrt.trtexec import trtexec_command
+    from ..fsutil import atomic_write_text, sha256_file, write_json
+    from ..stats import accuracy, agreement
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(onnx_path, folder / onnx_path.name)
+    arrays = {"x": x.astype(np.float32), "fp32_logits": fp32_logits.astype(np.float32)}
+    if y is not None:
+        arrays["labels"] = np.asarray(y, dtype=np.int64)
+    np.savez_compressed(folder / "samples.npz", **arrays)
+    graph = graph_facts(folder / onnx_path.name)
+    opts = BuildOptions(**{**build, "precision": precision})
+    engine = onnx_path.stem + ".engine"
+    lines = {f"tensorrt{v[0]}": trtexec_command(onnx_path.name, engine, opts, v, graph) for v in TRT_ON_JETSON}
+    atomic_write_text(folder / "trtexec.sh", "#!/bin/sh\n# the engine edgekit build makes, with trtexec instead\n"
+                      f"# TensorRT 10.3 (JetPack 6.x, Orin):\n{lines['tensorrt10']}\n"
+                      "# TensorRT 11.4.1+ (JetPack 7.2.2+, AGX Orin and Thor; 11.0-11.3 never ran on Jetson and had "
+                      f"no DLA):\n# {lines['tensorrt11']}\n")
+    atomic_write_text(folder / "README.md", bundle_readme(model_name, precision))
+    ag = agreement(lowp_logits, fp32_logits)
+    expected = {"agreement": ag["top1_agreement"], "mean_cosine": ag["mean_cosine"],
+                "top1": accuracy(lowp_logits, y)["top1"] if y is not None else None,
+                "top1_fp32": accuracy(fp32_logits, y)["top1"] if y is not None else None, "n": int(len(x))}
+    manifest = {
+        "edgekit_bundle": BUNDLE_VERSION, "model": model_name, "precision": precision, "onnx": onnx_path.name,
+        "input_name": graph.input_name, "input_shape": [1, *x.shape[1:]], "preprocess": preprocess,
+        "categories": categories, "num_classes": num_classes, "samples": "samples.npz",
+        "files": {n: sha256_file(folder / n) for n in (onnx_path.name, "samples.npz", "trtexec.sh", "README.md")},
+        "expected": expected, "tolerance": tolerance or {"agreement_points": 2.0, "top1_points": 1.0},
+        "budgets": budgets or {}, "build": {**build, "precision": precision}, "trtexec": lines, "host": host,
+    }
+    write_json(folder / "manifest.json", manifest)
+    return manifest
+
+
+def device_facts() -> dict:
+    """JetPack/L4T release, power mode, locked clocks, CUDA versions (each "n/a (why)" where absent), as
+    `edgekit doctor` reads them."""
+    from .doctor import jetson_facts, versions
+
+    v = versions()
+    return {"machine": platform.machine(), **jetson_facts(), "cuda runtime": v["cuda runtime"],
+            "cuda driver": v["cuda driver"], "tensorrt": v["tensorrt"]}
+
+
+def judge(manifest: dict, measured: dict) -> list[str]:
+    """Where the board's results fall outside the manifest's tolerance (empty when they agree)."""
+    exp, tol = manifest["expected"], manifest["tolerance"]
+    out = []
+    if measured["agreement"] < exp["agreement"] - tol["agreement_points"]:
+        out.append(f"top-1 agreement with FP32 {measured['agreement']:.2f}% < host {exp['agreement']:.2f}% - "
+                   f"{tol['agreement_points']}")
+    if exp.get("top1") is not None and measured.get("top1") is not None:
+        if measured["top1"] < exp["top1"] - tol["top1_points"]:
+            out.append(f"top-1 {measured['top1']:.2f}% < host {exp['top1']:.2f}% - {tol['top1_points']}")
+    limit = (manifest.get("budgets") or {}).get("max_latency_ms")
+    if limit is not None and measured.get("latency_ms") is not None and measured["latency_ms"] > limit:
+        out.append(f"batch-1 latency {measured['latency_ms']:.3f} ms > the recipe's budget {limit} ms")
+    return out
+
+
+def build_bundle(bundle: str | Path, out: str | Path | None = None, repeats: int = 200, force: bool = False) -> dict:
+    """On the target: build the engine, profile it, check accuracy against the manifest."""
+    from ..backends.tensorrt.build import engine_from_onnx
+    from ..backends.tensorrt.options import BuildOptions, require_tensorrt
+    from ..backends.tensorrt.runner import TensorRTRunner
+    from ..fsutil import staged_dir
+    from ..report import document as report_mod
+    from ..stats import accuracy, agreement, latency_stats
+
+    bundle = Path(bundle)
+    doc = read_manifest(bundle)
+    require_tensorrt()
+    out = Path(out) if out else bundle / "build"
+    samples = np.load(bundle / doc["samples"])
+    x, ref = samples["x"], samples["fp32_logits"]
+    labels = samples["labels"] if "labels" in samples.files else None
+    with staged_dir(out, force) as tmp:
+        engine = tmp / (Path(doc["onnx"]).stem + ".engine")
+        build = engine_from_onnx(bundle / doc["onnx"], engine, BuildOptions(**doc["build"]),
+                                 cache_dir=bundle / "engine-cache")
+        with TensorRTRunner(engine) as r:
+            logits = np.concatenate([r.infer(x[i:i + 1]) for i in range(len(x))])
+            import time
+
+            e2e = []
+            for i in range(repeats + 20):
+                t0 = time.perf_counter()
+                r.infer(x[:1])
+                if i >= 20:
+                    e2e.append((time.perf_counter() - t0) * 1e3)
+            compute = r.compute_ms(1, repeats)
+            from ..measure.gpu import engine_gpu_rows
+            from ..measure.timing import TimingOptions
+
+            gpu_rows = engine_gpu_rows(r, x, TimingOptions(warmup=20, repeats=repeats), None)
+            backend = r.describe()
+        measured = {"agreement": agreement(logits, ref)["top1_agreement"],
+                    "top1": accuracy(logits, labels)["top1"] if labels is not None else None,
+                    "latency_ms": latency_stats(e2e)["median_ms"]}
+        failures = judge(doc, measured)
+        rep = report_mod.new_report(
+            "build", model={"name": doc["model"]}, precision=doc["precision"], backend=backend, build=build,
+            latency={"batch1": latency_stats(e2e)}, gpu_compute={"batch1": latency_stats(compute)},
+            throughput=gpu_rows,
+            measured=measured, expected=doc["expected"], tolerance=doc["tolerance"], failures=failures,
+            device=device_facts(), environment=report_mod.environment(), out=str(out))
+        report_mod.write(rep, tmp)
+    if failures:
+        raise BudgetExceededError(f"{bundle}: the engine disagrees with the host: {'; '.join(failures)}")
+    return rep

@@ -1,0 +1,160 @@
+"""`edgekit prune`: prune, optionally sparsify and fine-tune, then export and measure before and after."""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..data.images import load_array, scan
+from ..errors import EdgekitError
+from ..fsutil import atomic_write_bytes, check_out_dir, staged_dir, write_json
+from ..graph.export import onnx_from_torch, simplify, write_onnx_with_meta
+from ..measure.facts import artifact_facts
+from ..measure.quality import Tolerance, verify
+from ..measure.timing import TimingOptions, compare_latency
+from ..models.source import PreprocessOverrides, is_onnx, open_model
+from ..progress import make_progress
+from ..prune.finetune import FinetuneConfig, finetune
+from ..prune.plan import PruneConfig, gzip_size, prune, sparsify
+from ..report import document as report_mod
+from ..stats import accuracy, agreement
+
+
+def _torch_logits(model, x) -> np.ndarray:
+    from ..backends.torch import TorchRunner
+
+    with TorchRunner(model) as r:
+        return np.concatenate([r.infer(x[i:i + 64]) for i in range(0, len(x), 64)])
+
+
+def _quality(logits, y, ref_logits) -> dict:
+    if y is not None:
+        return {"top1": accuracy(logits, y)["top1"], "top5": accuracy(logits, y)["top5"], "basis": "labels"}
+    return {"top1": agreement(logits, ref_logits)["top1_agreement"], "basis": "agreement with unpruned"}
+
+
+def prune_model(model: str, out: str | os.PathLike, weights: str = "imagenet", cfg: PruneConfig | None = None,
+                sparsity: str | None = None, finetune_data=None, ft: FinetuneConfig | None = None,
+                eval_data=None, num_classes: int | None = None, trust_checkpoint: bool = False,
+                overrides: PreprocessOverrides | None = None, threads: int | None = None,
+                force: bool = False, timing: TimingOptions | None = None) -> dict:
+    """Prune ``model`` (and/or sparsify it), fine-tune on ``finetune_data`` by distillation, export it.
+
+    Writes ``plan.json``, ``pruned_state_dict.pt``, ``model.onnx`` and the report into ``out``.
+    """
+    out = Path(out)
+    if is_onnx(model):
+        raise EdgekitError(f"pruning needs the torch model, not {model}: pass a zoo name and --weights")
+    if cfg is None and sparsity is None:
+        raise EdgekitError("nothing to do: pass --ratio for channel pruning and/or --sparsity")
+    check_out_dir(out, force)
+    source = open_model(model, weights, num_classes, trust_checkpoint, overrides)
+    from ..models.registry import get_card
+
+    card = get_card(source.name)
+    if cfg is not None:
+        from ..prune.plan import check_family
+
+        check_family(card.family, card.name)
+    student, teacher = source.torch_model, copy.deepcopy(source.torch_model).eval()
+    shape = source.input_shape
+    notes: list[str] = []
+    with make_progress() as progress:
+        evalset = scan(eval_data, source.categories, source.num_classes) if eval_data else None
+        ftset = scan(finetune_data, source.categories, source.num_classes) if finetune_data else None
+        if ftset is not None and evalset is None:
+            # hold out every fifth fine-tuning image to choose the best epoch and report accuracy
+            held = [i for i in range(len(ftset)) if i % 5 == 0]
+            evalset = ftset.subset(held)
+            ftset = ftset.subset([i for i in range(len(ftset)) if i % 5])
+            notes.append(f"no --eval-data: {len(evalset)} of the fine-tuning images held out for evaluation")
+        xe = ye = None
+        if evalset is not None:
+            xe, ye = load_array(evalset, source.preprocess, progress, "reading eval images")
+            if not source.pretrained:
+                ye = None
+        stages: dict = {}
+        ref = _torch_logits(teacher, xe) if xe is not None else None
+
+        def record(stage: str, m) -> None:
+            import torch
+            import torch_pruning as tp
+
+            macs, params = tp.utils.count_ops_and_params(m, torch.zeros(*shape))
+            entry = {"params": int(params), "macs": int(macs),
+                     "state_dict_gzip_bytes": gzip_size(m.state_dict())}
+            if xe is not None:
+                entry["quality"] = _quality(_torch_logits(m, xe), ye, ref)
+            stages[stage] = entry
+
+        record("unpruned", teacher)
+        plan = None
+        if cfg is not None:
+            taylor = None
+            if cfg.importance == "taylor":
+                src = ftset or evalset
+                if src is None:
+                    raise EdgekitError("--importance taylor needs images: pass --finetune-data or --eval-data")
+                tx, ty = load_array(src.subset(range(min(64, len(src)))), source.preprocess, progress)
+                taylor = [(tx[i:i + 16], None if ty is None else ty[i:i + 16]) for i in range(0, len(tx), 16)]
+            plan = prune(student, card, shape, cfg, taylor)
+            plan["base_weights"] = {"source": source.weights, "sha256": source.weights_sha256}
+            record("pruned", student)
+        history = None
+        if ftset is not None:
+            xt, yt = load_array(ftset, source.preprocess, progress, "reading fine-tuning images")
+            if not source.pretrained:
+                notes.append("fine-tuning a randomly initialised model: accuracy figures are not meaningful")
+            state_file = out.parent / f".{out.name}.finetune-state.pt"
+            history = finetune(student, teacher, xt, yt if ftset.labelled else None, ft or FinetuneConfig(),
+                               (xe, ye) if xe is not None else None, state_file, progress)
+            record("finetuned", student)
+        sparse = None
+        if sparsity is not None:
+            sparse = sparsify(student, sparsity)
+            record("sparse", student)
+
+        with staged_dir(out, force) as tmp:
+            import torch
+
+            buf = io.BytesIO()
+            torch.save(student.state_dict(), buf)
+            atomic_write_bytes(tmp / "pruned_state_dict.pt", buf.getvalue())
+            from ..fsutil import sha256_file
+
+            if plan is not None:
+                plan["pruned_weights_sha256"] = sha256_file(tmp / "pruned_state_dict.pt")
+                write_json(tmp / "plan.json", plan)
+            fp32 = tmp / "model.onnx"
+            onnx_from_torch(student, shape, tmp / "raw.onnx")
+            from ..graph.info import load_checked
+
+            raw = load_checked(tmp / "raw.onnx")
+            (tmp / "raw.onnx").unlink()
+            write_onnx_with_meta(simplify(raw), fp32, {
+                "model": source.name, "family": source.family, "weights": "pruned_state_dict.pt",
+                "pretrained": source.pretrained, "num_classes": source.num_classes,
+                "categories": source.categories, "preprocess": source.preprocess.to_dict(), "precision": "fp32",
+                "pruning": None if plan is None else {"ratio": cfg.ratio, "layers": len(plan["layers"])}})
+            x = xe if xe is not None else np.zeros(shape, np.float32)
+            verification = verify(fp32, x[:64], _torch_logits(student, x[:64]), Tolerance())
+            base = tmp / "unpruned.onnx"
+            onnx_from_torch(teacher, shape, base)
+            lat = compare_latency({"unpruned": base, "pruned": fp32}, x, timing or TimingOptions(10, 50), threads,
+                                  progress)
+            base_size = base.stat().st_size
+            base.unlink()
+            rep = report_mod.new_report(
+                "prune", model=source.describe(), precision="fp32", plan=plan, sparsity=sparse,
+                finetune=history, stages=stages, artifact=artifact_facts(fp32), verification=verification,
+                latency_compare=lat, unpruned_onnx_bytes=base_size, input_shape=list(shape),
+                preprocess=source.preprocess.to_dict(), out=str(out), environment=report_mod.environment(threads),
+                notes=notes, images=evalset.summary() if evalset is not None else None)
+            report_mod.write(rep, tmp)
+        if history is not None:
+            (out.parent / f".{out.name}.finetune-state.pt").unlink(missing_ok=True)
+    return rep

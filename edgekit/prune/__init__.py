@@ -1,0 +1,1 @@
+"""Structured pruning: the plan, 2:4 sparsity, fine-tuning."""

@@ -1,0 +1,1 @@
+"""Recipes: a YAML file that repeats a run."""

@@ -1,0 +1,1 @@
+"""The report: the document, its table, the CI gate (check) and compare."""

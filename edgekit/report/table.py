@@ -1,0 +1,126 @@
+"""The report as a table: on screen (rich) and in report.md."""
+
+from __future__ import annotations
+
+
+def _fmt(v, unit: str = "", digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}{unit}"
+    return f"{v}{unit}"
+
+
+def summary_rows(rep: dict) -> list[tuple[str, str]]:
+    """The figures a person looks at first, in a fixed order."""
+    rows: list[tuple[str, str]] = []
+    m = rep.get("model", {})
+    rows.append(("model", f"{m.get('name')} ({m.get('weights')})"))
+    if "precision" in rep:
+        rows.append(("precision", rep["precision"]))
+    if "backend" in rep:
+        b = rep["backend"]
+        rows.append(("backend", f"{b.get('backend')} on {b.get('device')}, threads {b.get('threads')}"))
+    art = rep.get("artifact")
+    if art:
+        rows.append(("file", f"{art['file']}  {art['size_mb']:.3f} MB"))
+        if "params" in art:
+            rows.append(("params", f"{art['params'] / 1e6:.3f} M"))
+            rows.append(("MACs", f"{art['macs'] / 1e9:.3f} G" if art.get("macs") is not None else
+                         "unknown (shapes not inferable: export with static spatial dims)"))
+    v = rep.get("verification")
+    if v:
+        rows.append(("max |onnx - torch|", f"{v['max_abs_diff']:.2e}  (top-1 agreement {v['top1_agreement']:.1f}%"
+                                           f" on {v['n']} images)"))
+    q = rep.get("int8")
+    if q:
+        cal = q["calibration"]
+        rows.append(("int8 file", f"{q['file']}  {q['artifact']['size_mb']:.3f} MB "
+                                  f"({q['size_ratio_to_fp32']:.2f}x FP32),"
+                                  f" {q['qdq_nodes']} Q/DQ nodes, target {q['config']['target']}"))
+        rows.append(("calibration", f"{q['config']['method']} on {cal['size']} {cal['kind']} from {cal['source']}"
+                                    f" (cache {'hit' if q['cache'].get('hit') else 'written'})"))
+        if q.get("baseline") is not None:
+            b = q.get("budget") or {"max_drop": q["max_drop"], "source": "--max-drop"}
+            budget = "no budget" if b["max_drop"] is None else f"budget {b['max_drop']:g} " + (
+                "met" if q["within_budget"] else "MISSED")
+            rows.append(("int8 quality", f"{q['metric']:.2f}% vs FP32 {q['baseline']:.2f}%, drop {q['drop']:.2f} "
+                                         f"({budget}); {q['judged_by']}"))
+            rows.append(("int8 budget", f"{b['source']}"))
+        if q["float_nodes"]:
+            rows.append(("kept in float", f"{len(q['float_nodes'])} node(s): " + ", ".join(q["float_nodes"][:6])
+                         + (" ..." if len(q["float_nodes"]) > 6 else "")))
+        lf, li = q["latency"]["fp32"]["median_ms"], q["latency"]["int8"]["median_ms"]
+        rows.append(("int8 vs fp32 latency", f"{li:.3f} ms vs {lf:.3f} ms: {q['speedup_vs_fp32']:.2f}x"
+                                             + ("" if q["speedup_vs_fp32"] >= 1 else "  (INT8 slower here)")))
+    o = rep.get("optimize")
+    if o:
+        for cnd in o["candidates"]:
+            rows.append((f"candidate {cnd['name']}", f"{cnd['latency_ms']:.3f} ms, {cnd['size_bytes'] / 1e6:.3f} MB, "
+                                                     f"{cnd['metric']:.2f}% (drop {cnd['drop']:.2f})"))
+        ch = o["choice"]
+        rows.append(("chosen", f"{ch['name']} on {ch['backend']} -> {ch['file']} (fastest within drop {o['max_drop']})"
+                     if o["objective"] == "latency" else f"{ch['name']} -> {ch['file']} (smallest within drop "
+                     f"{o['max_drop']})"))
+    h = rep.get("fp16")
+    if h:
+        rows.append(("fp16 file", f"{h['file']}  {h['artifact']['size_mb']:.3f} MB ({h['size_ratio_to_fp32']:.2f}x"
+                                  f" FP32), top-1 agreement {h['agreement_with_fp32']['top1_agreement']:.1f}%"))
+    for stage, st in (rep.get("stages") or {}).items():
+        qual = st.get("quality")
+        qtxt = "" if not qual else f", top-1 {qual['top1']:.2f}% ({qual['basis']})"
+        rows.append((stage, f"params {st['params'] / 1e6:.3f} M, MACs {st['macs'] / 1e9:.4f} G, "
+                            f"gzip {st['state_dict_gzip_bytes'] / 1e6:.3f} MB{qtxt}"))
+    lc = rep.get("latency_compare")
+    if lc:
+        rows.append(("latency", "  ".join(f"{k} {v['median_ms']:.3f} ms" for k, v in lc.items())))
+    for name, lat in rep.get("latency", {}).items():
+        rows.append((f"latency {name}", f"median {lat['median_ms']:.3f} ms  p90 {lat['p90_ms']:.3f}  "
+                                        f"p99 {lat['p99_ms']:.3f}  ({lat['throughput_ips']:.1f} img/s)"))
+    mem = rep.get("memory")
+    if mem and mem.get("peak_rss_mb") is not None:
+        rows.append(("peak RSS", f"{mem['peak_rss_mb']:.0f} MB (+{mem['peak_over_before_mb']:.0f} MB)"))
+    for who, acc in rep.get("accuracy", {}).items():
+        if isinstance(acc, dict):
+            rows.append((f"accuracy {who}", f"top-1 {acc['top1']:.2f}%  top-5 {acc['top5']:.2f}%  (n={acc['n']})"))
+        else:
+            rows.append((f"accuracy {who}", str(acc)))
+    for file, ph in (rep.get("photos_top5") or {}).items():
+        rows.append(("built-in photos", f"{file}: an accepted ImageNet class in the top 5 of {ph['hits']} of "
+                                        f"{ph['labelled']} labelled photos"))
+    ag = rep.get("agreement")
+    if ag:
+        rows.append(("agreement", f"top-1 {ag['top1_agreement']:.1f}%  cosine {ag['mean_cosine']:.5f}"))
+    for note in rep.get("notes", []):
+        rows.append(("note", note))
+    return rows
+
+
+def to_markdown(rep: dict) -> str:
+    lines = [f"# edgekit {rep['command']}: {rep.get('model', {}).get('name', '')}", "",
+             "| metric | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in summary_rows(rep)]
+    if rep.get("int8"):
+        from ..quantize.explain import markdown
+
+        lines += markdown(rep["int8"])
+    env = rep.get("environment", {})
+    if env:
+        lines += ["", f"CPU: {env.get('cpu')} ({', '.join(env.get('isa', []))}), {env.get('cores')} cores; "
+                      + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()),
+                  f"Written {rep['timestamp']}; all figures in report.json."]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(rep: dict, console=None) -> None:
+    from rich.table import Table
+
+    from ..progress import stdout_console
+
+    console = console or stdout_console()
+    t = Table(title=f"edgekit {rep['command']}", show_header=True, header_style="bold")
+    t.add_column("metric", style="cyan", no_wrap=True)
+    t.add_column("value")
+    for k, v in summary_rows(rep):
+        t.add_row(k, v)
+    console.print(t)
