@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import edgekit.finetune as ft
+import edgekit.prune.finetune as ft
 
 
 def test_selection_split():

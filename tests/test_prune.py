@@ -231,7 +231,7 @@ def test_plan_mismatch_and_missing_images(digits_model, cli, tmp_path):
 def test_finetune_resumes_after_interruption(digits, digits_model, digits_pre, tmp_path, monkeypatch):
     import copy
 
-    import edgekit.finetune as ft
+    import edgekit.prune.finetune as ft
 
     from edgekit.data.images import load_array, scan
 
