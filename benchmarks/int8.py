@@ -27,14 +27,13 @@ def main() -> None:
     ap = parser(__doc__, MODELS, "int8.json")
     args = ap.parse_args()
 
+    from edgekit.api import BackendOptions, ExportRequest, QuantizeOptions
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner
     from edgekit.data.images import load_array, scan
     from edgekit.measure.quality import run_batched
     from edgekit.measure.timing import TimingOptions, compare_latency
     from edgekit.models.registry import get_card
-    from edgekit.pipeline.calib import CalibOptions
     from edgekit.pipeline.export import export_model
-    from edgekit.quantize.config import QuantConfig
     from edgekit.report.document import environment
     from edgekit.stats import agreement
 
@@ -49,9 +48,10 @@ def main() -> None:
         files = {}
         for variant, exclude in (("int8", ()), ("int8_excl", EXCLUDE)):
             out = work / f"{name}-{variant}"
-            rep = export_model(name, out, weights=str(weights), int8=True, quant=QuantConfig(exclude=exclude),
-                               calib=CalibOptions(str(calib_dir), cache=str(work / f"{name}-{variant}.json")),
-                               threads=args.threads)
+            rep = export_model(ExportRequest(
+                name, out, weights=str(weights), backend=BackendOptions(threads=args.threads),
+                quantize=QuantizeOptions("int8", calib_data=str(calib_dir), exclude_ops=tuple(exclude),
+                                         calib_cache=str(work / f"{name}-{variant}.json"))))
             files["fp32"] = out / "model.onnx"
             files[variant] = out / rep["int8"]["file"]
         x, _ = load_array(scan(judge_dir or calib_dir, labels=False), pre)

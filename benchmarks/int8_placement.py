@@ -86,6 +86,7 @@ def digits(work: Path) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from helpers import train_digits_model, write_digits
 
+    from edgekit.api import ExportRequest
     from edgekit.data.images import load_array, scan
     from edgekit.models.preprocess import Preprocess
     from edgekit.models.source import PreprocessOverrides
@@ -94,8 +95,8 @@ def digits(work: Path) -> dict:
     train, test = write_digits(work / "digits")
     model, _ = train_digits_model(train, epochs=10)
     torch.save(model.state_dict(), work / "digits.pth")
-    export_model("mobilenet_v2", work / "dig", weights=str(work / "digits.pth"),
-                 overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
+    export_model(ExportRequest("mobilenet_v2", work / "dig", weights=str(work / "digits.pth"),
+                               preprocess=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3)))
     pre = Preprocess(32, 32, "bilinear", (0.5,) * 3, (0.5,) * 3)
     from edgekit.data.calibration import from_folder
 

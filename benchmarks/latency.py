@@ -25,6 +25,7 @@ def main() -> None:
     ap = parser(__doc__, MODELS, "latency.json")
     args = ap.parse_args()
 
+    from edgekit.api import ExportRequest
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner
     from edgekit.backends.torch import TorchRunner
     from edgekit.measure.timing import TimingOptions, time_runner
@@ -36,7 +37,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="edgekit-bench-"))
     rows = []
     for name in args.models:
-        export_model(name, work / name, weights="random")
+        export_model(ExportRequest(name, work / name, weights="random"))
         src = open_model(name, "random")
         x = np.random.default_rng(0).standard_normal(src.input_shape, dtype=np.float32)
         ort_ms, torch_ms = [], []

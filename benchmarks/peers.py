@@ -138,6 +138,7 @@ def model_under_test(name: str, work: Path, calib: np.ndarray) -> tuple[Path, ob
     """
     import torch
 
+    from edgekit.api import ExportRequest, GraphOptions
     from edgekit.models.source import PreprocessOverrides, open_model
     from edgekit.pipeline.export import export_model
 
@@ -154,18 +155,21 @@ def model_under_test(name: str, work: Path, calib: np.ndarray) -> tuple[Path, ob
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         pre = preprocess_of(name)
-        return fp32, model, {"model": str(fp32), "overrides": PreprocessOverrides(pre.crop_size, pre.resize_size,
-                                                                                 pre.interpolation, pre.mean, pre.std)}
+        return fp32, model, {"model": str(fp32), "preprocess": PreprocessOverrides(pre.crop_size, pre.resize_size,
+                                                                                   pre.interpolation, pre.mean,
+                                                                                   pre.std)}
     weights = str(bn_calibrated_weights(name, calib, work / f"{name}-weights.pt"))
-    export_model(name, work / name, weights=weights, dynamic_batch=True, force=True)
-    return fp32, open_model(name, weights).torch_model, {"model": name, "weights": weights, "dynamic_batch": True}
+    export_model(ExportRequest(name, work / name, weights=weights, force=True,
+                               export=GraphOptions(dynamic_batch=True)))
+    return fp32, open_model(name, weights).torch_model, {"model": name, "weights": weights,
+                                                         "export": GraphOptions(dynamic_batch=True)}
 
 
 def engines(name, work, calib, threads, skip_pt2e, select_dir, max_drop):
     """name -> factory returning (callable, closer). Built lazily so that each runs alone."""
     import shutil
 
-    from edgekit.pipeline.calib import CalibOptions
+    from edgekit.api import BackendOptions, ExportRequest, GraphOptions, QuantizeOptions
     from edgekit.pipeline.export import export_model
 
     fp32, torch_model, edgekit_args = model_under_test(name, work, calib)
@@ -219,9 +223,13 @@ def engines(name, work, calib, threads, skip_pt2e, select_dir, max_drop):
         out["pytorch-int8-pt2e"] = lambda: _pt2e(torch_model, calib, threads)
     opt = work / f"{name}-edgekit"
     shutil.rmtree(opt, ignore_errors=True)
-    rep = export_model(**edgekit_args, out=opt, optimize="latency", threads=threads,
-                       eval_data=str(select_dir) if select_dir else None, max_drop=max_drop,
-                       calib=CalibOptions(str(calib_npy), cache=str(work / f"{name}-cal.json")))
+    graph = edgekit_args.pop("export", GraphOptions())
+    rep = export_model(ExportRequest(
+        **edgekit_args, out=opt, eval_data=str(select_dir) if select_dir else None,
+        export=GraphOptions(graph.opset, graph.dynamic_batch, optimize="latency"),
+        backend=BackendOptions(threads=threads),
+        quantize=QuantizeOptions(calib_data=str(calib_npy), calib_cache=str(work / f"{name}-cal.json"),
+                                 max_drop=max_drop)))
     ch = rep["optimize"]["choice"]
     options = dict(ch["runtime"])
     out[f"edgekit ({ch['name']})"] = (ov if ch["backend"] == "openvino" else ort)(opt / ch["file"], options)

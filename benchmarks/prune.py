@@ -23,11 +23,11 @@ def main() -> None:
     ap.add_argument("--ratios", nargs="+", type=float, default=[0.0, 0.3, 0.5])
     args = ap.parse_args()
 
+    from edgekit.api import BackendOptions, ExportRequest, GraphOptions, QuantizeOptions
     from edgekit.data.images import builtin_photos, load_array, scan
     from edgekit.graph.info import count_macs, load_checked
     from edgekit.measure.timing import TimingOptions, compare_latency
     from edgekit.models.registry import get_card
-    from edgekit.pipeline.calib import CalibOptions
     from edgekit.pipeline.export import export_model
     from edgekit.report.document import environment
 
@@ -38,8 +38,10 @@ def main() -> None:
         files = {}
         for r in args.ratios:
             out = work / f"{name}-{r}"
-            rep = export_model(name, out, weights="random", int8=True, prune_ratio=r or None,
-                               calib=CalibOptions(cache=str(out.with_suffix(".json"))), threads=args.threads)
+            rep = export_model(ExportRequest(
+                name, out, weights="random", export=GraphOptions(prune_ratio=r or None),
+                quantize=QuantizeOptions("int8", calib_cache=str(out.with_suffix(".json"))),
+                backend=BackendOptions(threads=args.threads)))
             files[(r, "fp32")] = out / "model.onnx"
             files[(r, "int8")] = out / rep["int8"]["file"]
         x, _ = load_array(scan(builtin_photos()).subset([0]), get_card(name).preprocess)

@@ -226,6 +226,7 @@ def test_same_network_rule():
 def test_pruned_onnx_gets_no_unpruned_pytorch_twin(tmp_path):
     """`export --prune`: the ONNX's metadata names squeezenet1_1 and its weights; reopening those gives the unpruned
     network, which must not be timed against the pruned engine (nor random weights in its place)."""
+    from edgekit.api import BackendOptions, ExportRequest, GraphOptions
     from edgekit.graph.info import load_checked
     from edgekit.measure.gpu import conv_shapes_onnx, conv_shapes_torch, torch_twin
     from edgekit.models.source import PreprocessOverrides, open_model, open_onnx
@@ -233,8 +234,8 @@ def test_pruned_onnx_gets_no_unpruned_pytorch_twin(tmp_path):
 
     small = PreprocessOverrides(64, 64)
     for name, ratio in (("plain", None), ("pruned", 0.3)):
-        export_model("squeezenet1_1", tmp_path / name, weights="random", overrides=small, prune_ratio=ratio,
-                     threads=1)
+        export_model(ExportRequest("squeezenet1_1", tmp_path / name, weights="random", preprocess=small,
+                                   export=GraphOptions(prune_ratio=ratio), backend=BackendOptions(threads=1)))
     notes: list[str] = []
     plain = torch_twin(open_onnx(tmp_path / "plain/model.onnx"), tmp_path / "plain/model.onnx", notes)
     assert notes == [] and conv_shapes_torch(plain) == conv_shapes_onnx(load_checked(tmp_path / "plain/model.onnx"))

@@ -29,14 +29,17 @@ def _ops(path):
 @pytest.fixture(scope="module")
 def int8_export(digits, digits_model, tmp_path_factory):
     """`edgekit export ... --int8` with real calibration images from the train split."""
+    from edgekit.api import BackendOptions, ExportRequest, QuantizeOptions
     from edgekit.models.source import PreprocessOverrides
-    from edgekit.pipeline.calib import CalibOptions
     from edgekit.pipeline.export import export_model
 
     tmp = tmp_path_factory.mktemp("int8")
-    rep = export_model("mobilenet_v2", tmp / "out", weights=str(digits_model[0]), eval_data=str(digits[1]),
-                       overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3), int8=True,
-                       calib=CalibOptions(str(digits[0]), 256, 0, str(tmp / "cache.json")), threads=2)
+    rep = export_model(ExportRequest(
+        "mobilenet_v2", tmp / "out", weights=str(digits_model[0]), eval_data=str(digits[1]),
+        preprocess=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3),
+        quantize=QuantizeOptions("int8", calib_data=str(digits[0]), calib_size=256, seed=0,
+                                 calib_cache=str(tmp / "cache.json")),
+        backend=BackendOptions(threads=2)))
     return tmp / "out", rep
 
 
@@ -268,9 +271,10 @@ def test_bad_input(int8_export, digits, cli, tmp_path):
 
 def test_exclusion_patterns_on_real_graphs(tmp_path):
     """SE blocks, hard-swish and depthwise convs are found in MobileNetV3's exported graph."""
+    from edgekit.api import ExportRequest
     from edgekit.pipeline.export import export_model
 
-    export_model("mobilenet_v3_small", tmp_path / "m", weights="random")
+    export_model(ExportRequest("mobilenet_v3_small", tmp_path / "m", weights="random"))
     m = onnx.load(str(tmp_path / "m" / "model.onnx"))
     by_name = {n.name: n for n in m.graph.node}
     dw = excluded_nodes(m, QuantConfig(exclude=("depthwise",)))

@@ -23,13 +23,14 @@ from edgekit.quantize.ort import preprocess_for_quantization
 @pytest.fixture(scope="module")
 def fp32(digits, digits_model, tmp_path_factory):
     """The trained digits MobileNetV2 (ReLU6 as Clip) exported to ONNX, with its 359 labelled test images."""
+    from edgekit.api import ExportRequest
     from edgekit.data.images import load_array, scan
     from edgekit.models.source import PreprocessOverrides
     from edgekit.pipeline.export import export_model
 
     out = tmp_path_factory.mktemp("q") / "fp32"
-    rep = export_model("mobilenet_v2", out, weights=str(digits_model[0]),
-                       overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
+    rep = export_model(ExportRequest("mobilenet_v2", out, weights=str(digits_model[0]),
+                                     preprocess=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3)))
     from edgekit.models.preprocess import Preprocess
 
     pre = Preprocess.from_dict(rep["preprocess"])

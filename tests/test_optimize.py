@@ -73,6 +73,7 @@ def test_optimize_latency_end_to_end(digits, digits_model, cli, tmp_path):
 
 def test_openvino_runner_agrees_with_onnxruntime(digits, digits_model, digits_pre, tmp_path):
     pytest.importorskip("openvino", reason="install edgekit[openvino] for the OpenVINO backend")
+    from edgekit.api import ExportRequest
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner
     from edgekit.backends.openvino import OpenVINORunner
     from edgekit.data.images import load_array, scan
@@ -80,8 +81,8 @@ def test_openvino_runner_agrees_with_onnxruntime(digits, digits_model, digits_pr
     from edgekit.pipeline.export import export_model
     from edgekit.stats import agreement
 
-    export_model("mobilenet_v2", tmp_path / "m", str(digits_model[0]),
-                 overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
+    export_model(ExportRequest("mobilenet_v2", tmp_path / "m", str(digits_model[0]),
+                               preprocess=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3)))
     x, _ = load_array(scan(digits[1], num_classes=10).subset(range(40)), digits_pre)
     with OnnxRuntimeRunner(tmp_path / "m" / "model.onnx") as r:
         ref = np.concatenate([r.infer(x[i:i + 1]) for i in range(len(x))])
@@ -143,12 +144,14 @@ def test_runtime_options_are_checked(tmp_path):
 
 
 def test_op_times_see_the_quantized_kernels(digits, digits_model, digits_pre, tmp_path):
+    from edgekit.api import ExportRequest, QuantizeOptions
     from edgekit.backends.onnxruntime import op_times
     from edgekit.models.source import PreprocessOverrides
     from edgekit.pipeline.export import export_model
 
-    export_model("mobilenet_v2", tmp_path / "m", str(digits_model[0]), int8=True,
-                 overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
+    export_model(ExportRequest("mobilenet_v2", tmp_path / "m", str(digits_model[0]),
+                               preprocess=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3),
+                               quantize=QuantizeOptions("int8")))
     x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
     fp32, int8 = op_times(tmp_path / "m" / "model.onnx", x, 1), op_times(tmp_path / "m" / "model_int8.onnx", x, 1)
     assert "Conv" in fp32 and not any(k.startswith("QLinear") for k in fp32)
@@ -158,6 +161,7 @@ def test_op_times_see_the_quantized_kernels(digits, digits_model, digits_pre, tm
 
 def test_openvino_specializes_dynamic_batch_and_checks_options(digits, digits_model, digits_pre, tmp_path):
     pytest.importorskip("openvino", reason="install edgekit[openvino] for the OpenVINO backend")
+    from edgekit.api import ExportRequest, GraphOptions
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner
     from edgekit.backends.openvino import OpenVINORunner
     from edgekit.models.source import PreprocessOverrides
@@ -165,8 +169,9 @@ def test_openvino_specializes_dynamic_batch_and_checks_options(digits, digits_mo
 
     with pytest.raises(EdgekitError, match="unknown OpenVINO option 'PINNING'"):
         OpenVINORunner("m.onnx", options={"PINNING": True})
-    export_model("mobilenet_v2", tmp_path / "m", str(digits_model[0]), dynamic_batch=True,
-                 overrides=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3))
+    export_model(ExportRequest("mobilenet_v2", tmp_path / "m", str(digits_model[0]),
+                               preprocess=PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3),
+                               export=GraphOptions(dynamic_batch=True)))
     x = np.random.default_rng(0).random((5, 3, 32, 32), dtype=np.float32)
     with OnnxRuntimeRunner(tmp_path / "m" / "model.onnx") as r:
         ref = r.infer(x)

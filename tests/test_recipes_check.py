@@ -12,6 +12,7 @@ import pytest
 from helpers import DIGITS_FLAGS
 
 from edgekit.errors import EdgekitError
+from edgekit.recipe import run as rr
 from edgekit.recipe import spec as rc
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
@@ -27,14 +28,14 @@ def test_recipes_shipped_for_every_family_and_target():
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_shipped_recipe_validates_and_dry_runs(path):
     r = rc.load(path)
-    problems = rc.dry_run(r)
+    problems = rr.dry_run(r)
     if r.backend.name == "tensorrt":  # the host's part ends with the bundle; TensorRT is the board's
         assert r.quantize.target == "tensorrt" and r.quantize.precision == "int8"
-        assert rc.steps(r)[-3:-1] == ["Jetson bundle (here)", "on the board: edgekit build BUNDLE (engine, "
+        assert rr.steps(r)[-3:-1] == ["Jetson bundle (here)", "on the board: edgekit build BUNDLE (engine, "
                                                                "profile, latency budget)"]
     assert problems == []
     assert rc.load(path, ["quantize.precision=fp16"]).quantize.precision == "fp16"
-    assert rc.steps(r)[-1] == "check budgets"
+    assert rr.steps(r)[-1] == "check budgets"
 
 
 @pytest.mark.parametrize("text,match", [
@@ -119,6 +120,7 @@ def test_profile_save_recipe(profiled, cli, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def profiled(digits, digits_model, tmp_path_factory):
+    from edgekit.api import ExportRequest, ProfileRequest
     from edgekit.measure.timing import TimingOptions
     from edgekit.models.source import PreprocessOverrides
     from edgekit.pipeline.export import export_model
@@ -126,9 +128,9 @@ def profiled(digits, digits_model, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("gate")
     ov = PreprocessOverrides(32, 32, None, (0.5,) * 3, (0.5,) * 3)
-    export_model("mobilenet_v2", tmp / "m", str(digits_model[0]), overrides=ov)
-    rep = profile_model(str(tmp / "m" / "model.onnx"), tmp / "p", eval_data=str(digits[1]),
-                        timing=TimingOptions(2, 10), threads=1, max_images=100)
+    export_model(ExportRequest("mobilenet_v2", tmp / "m", str(digits_model[0]), preprocess=ov))
+    rep = profile_model(ProfileRequest(str(tmp / "m" / "model.onnx"), str(tmp / "p"), eval_data=str(digits[1]),
+                                       timing=TimingOptions(2, 10), threads=1, max_images=100))
     return tmp / "p" / "report.json", rep
 
 

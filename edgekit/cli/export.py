@@ -42,8 +42,8 @@ def export(
     backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime (the ONNX files only), or tensorrt: "
                                 "also build and measure a TensorRT engine on this machine's NVIDIA GPU (implies "
                                 "--target tensorrt for INT8)."),
-    workspace_mb: int = typer.Option(1024, "--workspace-mb", help="TensorRT builder workspace (engine or jetson "
-                                     "bundle)."),
+    workspace_mb: Optional[int] = typer.Option(None, "--workspace-mb", help="TensorRT builder workspace in MB "
+                                               "(engine or jetson bundle; default 1024)."),
     dla_core: Optional[int] = typer.Option(None, "--dla-core", help="Build for this DLA core, GPU fallback allowed "
                                            "(fallen-back layers are listed in the report)."),
     batch_profile: Optional[str] = typer.Option(None, "--batch-profile", help="TensorRT optimization profile "
@@ -91,67 +91,41 @@ def export(
     """Export MODEL to ONNX (simplified with onnxslim), checked against torch on real images."""
     from ..backends.tensorrt.options import parse_batch_profile
     from ..errors import BudgetExceededError
-    from ..measure.quality import Tolerance
-    from ..pipeline.calib import CalibOptions
+    from ..models.source import PreprocessOverrides
     from ..pipeline.export import export_model
-    from ..quantize.config import QuantConfig
+    from ..pipeline.request import (
+        BackendOptions,
+        ExportRequest,
+        GraphOptions,
+        QuantizeOptions,
+        parse_max_drop,
+        precision_of,
+    )
     from ..report.table import print_table
 
-    jetson = engine = None
-    if backend not in ("onnxruntime", "tensorrt"):
-        from ..errors import EdgekitError
-
-        raise EdgekitError(f"--backend {backend}: export builds onnxruntime files or a tensorrt engine; profile "
-                           "other backends with `edgekit profile --backend`")
-    profile = parse_batch_profile(batch_profile) if batch_profile else None
-    dynamic_batch = dynamic_batch or profile is not None
-    if backend == "tensorrt":
-        target = "tensorrt" if target == "cpu" else target
-        engine = {"workspace_mb": workspace_mb, "dla_core": dla_core, "dynamic_batch": profile,
-                  "sparsity": sparse_weights, "builder_optimization_level": builder_opt_level}
-    if target == "jetson":
-        target = "tensorrt"
-        if not fp16:
-            int8 = True
-        jetson = {"workspace_mb": workspace_mb, "dla_core": dla_core}
-    max_drop = _budget(max_drop)
-    quant = QuantConfig(target, calib_method, percentile, not per_tensor, c.names(exclude_ops),
-                        c.names(int8_ops) or None)
-    calib = CalibOptions(c.as_path(calib_data), calib_size, seed, c.as_path(calib_cache))
-
-    out = out or Path("edgekit-out") / Path(model).stem
-    ov = c.overrides(input_size, resize_size, interpolation, mean, std)
-    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
-    if save_recipe is not None:
-        from ..recipe.from_args import from_export_args
-
-        if max_drop == "off":
-            from ..errors import EdgekitError
-
-            raise EdgekitError("--save-recipe with --max-drop off: a recipe carries a budget in top-1 points; "
-                               "give --max-drop a number")
-        saved = from_export_args(model, out, weights, c.as_path(eval_data), num_classes, ov, dynamic_batch, opset,
-                                 precision, quant, calib, max_drop, threads, max_float_layers, plan)
-        if prune is not None:
-            from ..errors import EdgekitError
-
-            raise EdgekitError("--save-recipe with --prune: use `edgekit prune` for pruned models, or write "
-                               "the recipe's prune section by hand (see recipes/)")
-    rep = export_model(model, out, weights, c.as_path(eval_data), num_classes, trust_checkpoint,
-                       ov, dynamic_batch, opset,
-                       Tolerance(atol, rtol), max_images, force, int8, fp16, quant, calib, max_drop, threads,
-                       max_float_layers=max_float_layers, plan=c.as_path(plan), prune_ratio=prune,
-                       jetson=jetson, optimize=optimize, engine=None if jetson else engine, time_budget=time_budget)
+    request = ExportRequest(
+        model, c.as_path(out), weights, num_classes, trust_checkpoint, c.as_path(eval_data), force,
+        PreprocessOverrides(input_size, resize_size, interpolation, c.triple(mean, "--mean"), c.triple(std, "--std")),
+        GraphOptions(opset, dynamic_batch, atol, rtol, max_images, prune, c.as_path(plan), optimize, time_budget),
+        QuantizeOptions(precision_of(int8, fp16), target, c.as_path(calib_data), calib_size, calib_method,
+                        percentile, seed, c.as_path(calib_cache), parse_max_drop(max_drop), max_float_layers,
+                        c.names(exclude_ops), c.names(int8_ops) or None, per_tensor),
+        BackendOptions(backend, "cuda" if backend == "tensorrt" else "cpu", threads, "host", workspace_mb, dla_core,
+                       parse_batch_profile(batch_profile) if batch_profile else None, sparse_weights,
+                       builder_opt_level))
+    rep = export_model(request)
     print_table(rep)
     if explain and "int8" in rep:
         from ..quantize.explain import print_worst
 
         print_worst(rep["int8"])
     if save_recipe is not None:
+        from ..recipe.from_args import from_export_request
         from ..recipe.spec import save
 
-        save(saved, save_recipe)
+        save(from_export_request(request), save_recipe)
         typer.echo(f"wrote {save_recipe}")
+    out = request.out_dir
     files = ["model.onnx"] + [rep[k]["file"] for k in ("int8", "fp16") if k in rep] + ["report.json", "report.md"]
     files += ["bundle/"] if "bundle" in rep else []
     files += [rep["engine"]["file"]] if "engine" in rep else []
@@ -163,18 +137,3 @@ def export(
             f"the default budget of {q['max_drop']} (--max-drop sets it, --max-drop off removes it)"
         raise BudgetExceededError(f"INT8 top-1 drop {q['drop']:.2f} on held-out images exceeds {limit} even with "
                                   f"{len(q['guard_nodes'])} layers in float; best attempt kept as {out}/{q['file']}")
-
-
-def _budget(text: Optional[str]):
-    """--max-drop: None (the default budget), "off", or top-1 points."""
-    from ..errors import EdgekitError
-
-    if text is None or text.strip().lower() in ("off", "none"):
-        return None if text is None else "off"
-    try:
-        value = float(text)
-    except ValueError:
-        raise EdgekitError(f"--max-drop {text}: give top-1 points (e.g. 1 or 0.5), or off") from None
-    if not value >= 0:
-        raise EdgekitError(f"--max-drop {text}: a budget cannot be negative; give top-1 points, or off")
-    return value

@@ -41,22 +41,22 @@ def profile(
 ) -> None:
     """Profile MODEL: size, params, MACs, latency (median/p90/p99), peak memory, accuracy or agreement."""
     from ..measure.timing import TimingOptions
-    from ..pipeline.profile import profile_model
+    from ..pipeline.profile import ProfileRequest, profile_model
     from ..report.table import print_table
 
-    timing = TimingOptions(warmup, repeats, batch)
-    ov = c.overrides(input_size, resize_size, interpolation, mean, std)
+    request = ProfileRequest(model, c.as_path(out), backend, device, threads, c.as_path(eval_data),
+                             c.as_path(reference), TimingOptions(warmup, repeats, batch), weights, num_classes,
+                             trust_checkpoint, c.overrides(input_size, resize_size, interpolation, mean, std),
+                             max_images, force)
     if save_recipe is not None:
         from ..errors import EdgekitError
-        from ..recipe.from_args import from_profile_args
+        from ..recipe.from_args import from_profile_request
 
         if reference is not None or max_images is not None:
             raise EdgekitError("--save-recipe with --reference or --max-images: recipes profile the whole "
                                "--eval-data without a reference")
-        saved = from_profile_args(model, None, backend, device, threads, c.as_path(eval_data), timing, weights,
-                                  num_classes, ov)
-    rep = profile_model(model, c.as_path(out), backend, device, threads, c.as_path(eval_data),
-                        c.as_path(reference), timing, weights, num_classes, trust_checkpoint, ov, max_images, force)
+        saved = from_profile_request(request)
+    rep = profile_model(request)
     print_table(rep)
     if save_recipe is not None:
         from ..recipe.spec import save

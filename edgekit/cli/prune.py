@@ -48,7 +48,7 @@ def prune(
 ) -> None:
     """Prune MODEL's channels (Torch-Pruning), optionally fine-tune by distillation, export and compare."""
     from ..errors import EdgekitError
-    from ..pipeline.prune import prune_model
+    from ..pipeline.prune import PruneRequest, prune_model
     from ..prune.finetune import FinetuneConfig
     from ..prune.plan import PruneConfig
     from ..report.table import print_table
@@ -61,16 +61,16 @@ def prune(
         except ValueError:
             raise EdgekitError(f"--layer-ratio {item}: use NAME=RATIO, e.g. features.3.conv.0.0=0.5") from None
     cfg = None if ratio is None else PruneConfig(ratio, importance, round_to, global_pruning, tuple(layer_ratios))
-    out = out or Path("edgekit-out") / f"{model}-pruned"
-    ft = FinetuneConfig(epochs, optimizer, lr, batch_size=batch_size)
-    ov = c.overrides(input_size, resize_size, interpolation, mean, std)
+    request = PruneRequest(model, c.as_path(out), weights, num_classes, trust_checkpoint, c.as_path(eval_data), force,
+                           c.overrides(input_size, resize_size, interpolation, mean, std), cfg, sparsity,
+                           c.as_path(finetune_data), FinetuneConfig(epochs, optimizer, lr, batch_size=batch_size),
+                           threads)
     if save_recipe is not None:
-        from ..recipe.from_args import from_prune_args
+        from ..recipe.from_args import from_prune_request
 
-        saved = from_prune_args(model, out, weights, cfg, sparsity, c.as_path(finetune_data), ft,
-                                c.as_path(eval_data), num_classes, ov, threads)
-    rep = prune_model(model, out, weights, cfg, sparsity, c.as_path(finetune_data), ft, c.as_path(eval_data),
-                      num_classes, trust_checkpoint, ov, threads, force)
+        saved = from_prune_request(request)
+    rep = prune_model(request)
+    out = request.out_dir
     print_table(rep)
     if save_recipe is not None:
         from ..recipe.spec import save

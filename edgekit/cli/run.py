@@ -22,20 +22,21 @@ def run(
 ) -> None:
     """Validate RECIPE and run its steps: prune, fine-tune, export, quantize, profile, check budgets."""
     from ..errors import EdgekitError
+    from ..recipe import run as rr
     from ..recipe import spec as rc
     from ..report.table import print_table
 
     r = rc.load(recipe, set_)
     target = out or rc.out_dir(r, recipe)
     if dry_run:
-        problems = rc.dry_run(r)
-        typer.echo(f"{recipe}: valid; steps: {' -> '.join(rc.steps(r))}; output {target}")
+        problems = rr.dry_run(r)
+        typer.echo(f"{recipe}: valid; steps: {' -> '.join(rr.steps(r))}; output {target}")
         for p in problems:
             typer.echo(f"  would fail: {p}")
         if problems:
             raise EdgekitError(f"{recipe}: {len(problems)} problem(s) would stop the run (listed above)")
         return
-    reports = rc.run(r, target, force)
+    reports = rr.run(r, target, force)
     for step, rep in reports.items():
         if isinstance(rep, dict):
             print_table(rep)

@@ -35,7 +35,7 @@ class ModelSource:
                 "pruned": self.plan is not None}
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreprocessOverrides:
     input_size: int | None = None
     resize_size: int | None = None

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import EdgekitError
 from ..measure.quality import run_batched
-from ..models.source import ModelSource
 from ..report import document as report_mod
 
 
-def _bundle_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, x, y, build: dict,
-                  threads) -> dict:
+def bundle_stage(ctx, lowp: Path, precision: str, build: dict, budgets: dict | None) -> dict:
+    """The bundle for the board: the low-precision file, its build options, and the logits the board must
+    reproduce (FP32 and low-precision, on up to 256 of the evaluation images)."""
     from ..backends.onnxruntime import OnnxRuntimeRunner
     from .jetson import write_bundle
 
-    build = dict(build)
-    budgets = build.pop("budgets", None)  # a recipe's latency budget, for the board to check
-    precision = "int8" if "int8" in extra else "fp16" if "fp16" in extra else None
-    if precision is None:
-        raise EdgekitError("a Jetson bundle carries an INT8 or FP16 model: add --int8 or --fp16")
-    if precision == "int8" and extra["int8"]["config"]["target"] != "tensorrt":
-        raise EdgekitError("a Jetson bundle needs TensorRT's symmetric Q/DQ: use --target jetson")
-    lowp = tmp / extra[precision]["file"]
+    source, tmp, fp32_path, x, y, threads = ctx.source, ctx.tmp, ctx.fp32_path, ctx.x, ctx.y, ctx.threads
     xs = x[:256]
     with OnnxRuntimeRunner(fp32_path, threads=threads) as r:
         ref = run_batched(r, xs)

@@ -18,7 +18,7 @@ class CalibOptions:
     cache: str | None = None  # cache file; default calibration/cache/<model>-<key>.json
 
 
-def _calibration_set(source: ModelSource, opts: CalibOptions, notes: list[str]):
+def calibration_set(source: ModelSource, opts: CalibOptions, notes: list[str]):
     from ..data import calibration
 
     if opts.size < 1:

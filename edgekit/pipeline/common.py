@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..data.images import ImageSet, builtin_photos, scan
+from ..measure.timing import TimingOptions
 from ..models.source import ModelSource
 
 
-def _images(source: ModelSource, eval_data: str | os.PathLike | None, max_images: int | None,
+def images_for(source: ModelSource, eval_data: str | os.PathLike | None, max_images: int | None,
             notes: list[str]) -> ImageSet:
     if eval_data is None:
         images = scan(builtin_photos())
@@ -25,7 +28,7 @@ def _images(source: ModelSource, eval_data: str | os.PathLike | None, max_images
     return images
 
 
-def _image_notes(images: ImageSet, notes: list[str]) -> None:
+def image_notes(images: ImageSet, notes: list[str]) -> None:
     if images.skipped:
         notes.append(f"skipped {len(images.skipped)} non-image files in {images.root} "
                      f"(e.g. {images.skipped[0].name})")
@@ -33,13 +36,35 @@ def _image_notes(images: ImageSet, notes: list[str]) -> None:
         notes.append("converted to RGB: " + ", ".join(f"{n} {mode}" for mode, n in images.converted.items()))
 
 
-def _read_meta(path: Path) -> dict:
+def read_onnx_meta(path: Path) -> dict:
     from ..graph.info import load_checked, read_meta
 
     return read_meta(load_checked(path))
 
 
-def _load(path: Path):
+def load_onnx(path: Path):
     from ..graph.info import load_checked
 
     return load_checked(path)
+
+
+@dataclass
+class StageContext:
+    """What the stages of one export share: the opened model, the staging folder with the verified FP32 file,
+    the evaluation images, the notes for the report, the progress display, and how to time."""
+
+    source: ModelSource
+    tmp: Path
+    fp32_path: Path
+    x: np.ndarray
+    y: np.ndarray | None
+    images: ImageSet
+    notes: list[str]
+    progress: Any
+    threads: int | None = None
+    timing: TimingOptions = field(default_factory=lambda: TimingOptions(warmup=10, repeats=50))
+
+    @property
+    def labelled(self) -> bool:
+        """Accuracy means something: labels, and weights that were trained."""
+        return self.y is not None and self.source.pretrained

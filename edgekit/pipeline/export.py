@@ -1,11 +1,13 @@
-"""The two jobs of the CPU path as plain functions: export a model, profile an artifact.
+"""`export`: a verified FP32 ONNX file, then the stages the request asks for (INT8 or FP16, the --optimize search,
+a Jetson bundle or a TensorRT engine), then one report.
 
-The CLI is a thin layer over these; a script can call them with the same arguments.
+The walk is one way: the CLI (or a recipe, or a script) builds an ExportRequest; ``export_model`` opens the model,
+writes and verifies the FP32 file in a staging folder, hands each stage a StageContext, gathers the stages'
+sections into the report, and renames the folder into place.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..data.images import ImageSet, load_array
@@ -15,134 +17,124 @@ from ..graph.export import onnx_from_torch, simplify
 from ..measure.facts import artifact_facts
 from ..measure.quality import Tolerance, reference_logits, run_batched, verify
 from ..measure.timing import TimingOptions
-from ..models.source import ModelSource, PreprocessOverrides, open_model
+from ..models.source import ModelSource, open_model
 from ..progress import make_progress
-from ..quantize.config import QuantConfig
 from ..report import document as report_mod
 from ..stats import accuracy
-from .bundle import _bundle_stage
-from .calib import CalibOptions, _calibration_set
-from .common import _image_notes, _images, _load
-from .fp16 import _fp16_stage
-from .tensorrt import _engine_stage
+from .common import StageContext, image_notes, images_for, load_onnx
+from .request import ExportRequest
 
 
-def export_model(model: str, out: str | os.PathLike, weights: str = "imagenet", eval_data=None,
-                 num_classes: int | None = None, trust_checkpoint: bool = False,
-                 overrides: PreprocessOverrides | None = None, dynamic_batch: bool = False,
-                 opset: int = 18, tolerance: Tolerance | None = None, max_images: int | None = None,
-                 force: bool = False, int8: bool = False, fp16: bool = False, quant: QuantConfig | None = None,
-                 calib: CalibOptions | None = None, max_drop: float | str | None = None, threads: int | None = None,
-                 timing: TimingOptions | None = None, max_float_layers: int | None = None,
-                 plan: str | None = None, prune_ratio: float | None = None, jetson: dict | None = None,
-                 optimize: str | None = None, engine: dict | None = None, time_budget: float | None = None) -> dict:
-    """Export ``model`` (zoo name or .onnx) to ``out/model.onnx``, verified against its source.
-
-    With ``int8``, also ``out/model_int8.onnx`` (QDQ, calibrated on real images, guarded by ``max_drop``: None
-    for the default budget of 1 top-1 point on held-out images, "off" for no budget);
-    with ``fp16``, ``out/model_fp16.onnx``. With ``jetson`` (TensorRT build options), also the bundle to copy
-    to the board in ``out/bundle``. With ``engine`` (TensorRT build options), also a TensorRT engine built and
-    measured on this machine's GPU. Returns the report, also written to ``out/report.json`` and
-    ``out/report.md``.
+def export_model(request: ExportRequest, *, timing: TimingOptions | None = None,
+                 board_budgets: dict | None = None) -> dict:
+    """Export ``request.model`` (zoo name or .onnx) to ``OUT/model.onnx``, verified against its source, plus
+    what the request asks for: ``model_int8.onnx`` (QDQ, calibrated on real images, guarded by the accuracy budget
+    on held-out images), ``model_fp16.onnx``, ``model_best.*`` (--optimize), ``bundle/`` (Jetson) or a TensorRT
+    engine built and measured on this machine's GPU. ``timing`` sets the INT8-vs-FP32 timing; ``board_budgets``
+    is a recipe's latency budget that the board checks. Returns the report, also written to ``OUT/report.json``
+    and ``OUT/report.md``.
     """
-    out = Path(out)
-    if int8 and fp16:
-        raise EdgekitError("--int8 and --fp16 together: choose one precision per export (run export twice "
-                           "for both)")
-    if max_drop is not None and not int8 and optimize is None:
-        raise EdgekitError("--max-drop guards INT8 accuracy: add --int8 (or --optimize)")
-    if optimize is not None and max_drop == "off":
-        raise EdgekitError("--optimize chooses within an accuracy budget: give --max-drop in top-1 points, not off")
-    if time_budget is not None and optimize is None:
-        raise EdgekitError("--time-budget bounds the --optimize search: add --optimize latency (or size)")
-    if optimize is not None and (int8 or fp16):
-        raise EdgekitError("--optimize tries FP32 and INT8 itself: drop --int8/--fp16")
-    if engine is not None:
-        from ..backends.tensorrt.options import BuildOptions, require_gpu
+    r = request
+    out, g = r.out_dir, r.export
+    if r.engine is not None:
+        from ..backends.tensorrt.options import require_gpu
 
-        if optimize is not None:
-            raise EdgekitError("--optimize chooses among CPU runtimes: drop it with --backend tensorrt")
-        BuildOptions(**{"precision": "int8" if int8 else "fp16" if fp16 else "fp32", **engine})
         require_gpu()  # before any work: no TensorRT or no GPU is one line, not a half-done export
-    check_out_dir(out, force)
-    tolerance = tolerance or Tolerance()
-    source = open_model(model, weights, num_classes, trust_checkpoint, overrides, plan)
+    check_out_dir(out, r.force)
+    source = open_model(r.model, r.weights, r.num_classes, r.trust_checkpoint, r.preprocess, g.plan)
     notes = list(source.notes)
     if not source.pretrained:
         notes.append("random weights: accuracy not applicable; the file is for size and latency only")
-    pruned_plan = _prune_inline(source, prune_ratio, notes) if prune_ratio is not None else None
-    images = _images(source, eval_data, max_images, notes)
+    pruned_plan = _prune_inline(source, g.prune_ratio, notes) if g.prune_ratio is not None else None
+    images = images_for(source, r.eval_data, g.max_images, notes)
     with make_progress() as progress:
         x, y = load_array(images, source.preprocess, progress)
-        _image_notes(images, notes)
-        with staged_dir(out, force) as tmp:
-            onnx_path = tmp / "model.onnx"
-            shape = list(source.input_shape)
-            if source.torch_model is not None:
-                task = progress.add_task("exporting to ONNX", total=None)
-                exporter = onnx_from_torch(source.torch_model, shape, tmp / "raw.onnx", opset, dynamic_batch)
-                raw = _load(tmp / "raw.onnx")
-                (tmp / "raw.onnx").unlink()
-                progress.remove_task(task)
-            else:
-                exporter, raw = "none (ONNX input)", _load(source.onnx_path)
-                if dynamic_batch:
-                    raise EdgekitError("--dynamic-batch applies to torch models; re-export your ONNX file with a "
-                                       "dynamic batch axis")
+        image_notes(images, notes)
+        with staged_dir(out, r.force) as tmp:
+            exporter, meta = _write_fp32(source, tmp, g, progress)
             if pruned_plan is not None:
                 _write_pruned(tmp, source, pruned_plan)
-            slim = simplify(raw)
-            from ..graph.export import write_onnx_with_meta
-
-            meta = {"model": source.name, "family": source.family, "weights": source.weights,
-                    "weights_sha256": source.weights_sha256, "pretrained": source.pretrained,
-                    "num_classes": source.num_classes, "categories": source.categories,
-                    "preprocess": source.preprocess.to_dict(), "precision": "fp32"}
-            write_onnx_with_meta(slim, onnx_path, meta)
-
+            onnx_path = tmp / "model.onnx"
             ref = reference_logits(source, x)
-            verification = verify(onnx_path, x, ref, tolerance)
-            acc: dict = {}
-            if y is not None and source.pretrained:
-                from ..backends.onnxruntime import OnnxRuntimeRunner
-
-                with OnnxRuntimeRunner(onnx_path) as r:
-                    onnx_logits = run_batched(r, x)
-                ref_name = "torch" if source.torch_model is not None else "source onnx"
-                acc = {ref_name: accuracy(ref, y), "onnxruntime": accuracy(onnx_logits, y)}
-            elif y is not None:
-                acc = {"onnxruntime": "n/a (random weights)"}
-            extra: dict = {}
-            if int8:
-                extra["int8"] = _int8_stage(source, tmp, onnx_path, x, y, images, quant or QuantConfig(),
-                                            calib or CalibOptions(), max_drop, threads,
-                                            timing or TimingOptions(warmup=10, repeats=50), notes, progress,
-                                            max_float_layers)
-            if fp16:
-                extra["fp16"] = _fp16_stage(tmp, onnx_path, x, meta, progress)
-            if optimize is not None:
-                from .optimize import optimize_artifact
-
-                extra["optimize"] = optimize_artifact(source, tmp, onnx_path, x, y, optimize, quant or QuantConfig(),
-                                                      calib or CalibOptions(), max_drop, threads,
-                                                      timing or TimingOptions(warmup=10, repeats=50), notes,
-                                                      progress, _calibration_set, time_budget=time_budget)
-            if jetson is not None:
-                extra["bundle"] = _bundle_stage(tmp, source, onnx_path, extra, x, y, jetson, threads)
-            if engine is not None:
-                extra["engine"] = _engine_stage(tmp, source, onnx_path, extra, x, y, engine, timing or
-                                                TimingOptions(warmup=20, repeats=100), notes, progress)
-            photos = None if eval_data is not None else _photos_check(
-                [onnx_path] + [tmp / extra[k]["file"] for k in ("int8", "fp16") if k in extra], source, images, x)
+            verification = verify(onnx_path, x, ref, Tolerance(g.atol, g.rtol))
+            acc = _fp32_accuracy(source, onnx_path, ref, x, y)
+            ctx = StageContext(source, tmp, onnx_path, x, y, images, notes, progress, r.backend.threads,
+                               timing or TimingOptions(warmup=10, repeats=50))
+            extra, lowp = _stages(r, ctx, meta, board_budgets)
+            photos = None if r.eval_data is not None else _photos_check([onnx_path] + lowp, source, images, x)
             rep = report_mod.new_report(
-                "export", model=source.describe(), precision="int8" if int8 else "fp16" if fp16 else "fp32",
-                plan=pruned_plan or source.plan, exporter=exporter, opset=opset,
-                dynamic_batch=dynamic_batch, input_shape=shape, preprocess=source.preprocess.to_dict(),
-                artifact=artifact_facts(onnx_path), verification=verification, accuracy=acc,
-                images=images.summary(), out=str(out), environment=report_mod.environment(threads), notes=notes,
-                photos_top5=photos, **extra)
+                "export", model=source.describe(), precision=r.precision,
+                plan=pruned_plan or source.plan, exporter=exporter, opset=g.opset,
+                dynamic_batch=g.dynamic_batch, input_shape=list(source.input_shape),
+                preprocess=source.preprocess.to_dict(), artifact=artifact_facts(onnx_path),
+                verification=verification, accuracy=acc, images=images.summary(), out=str(out),
+                environment=report_mod.environment(r.backend.threads), notes=notes, photos_top5=photos, **extra)
             report_mod.write(rep, tmp)
     return rep
+
+
+def _write_fp32(source: ModelSource, tmp: Path, g, progress) -> tuple[str, dict]:
+    """OUT/model.onnx from the torch model (or the user's ONNX), simplified, with edgekit's metadata."""
+    from ..graph.export import write_onnx_with_meta
+
+    if source.torch_model is not None:
+        task = progress.add_task("exporting to ONNX", total=None)
+        exporter = onnx_from_torch(source.torch_model, list(source.input_shape), tmp / "raw.onnx", g.opset,
+                                   g.dynamic_batch)
+        raw = load_onnx(tmp / "raw.onnx")
+        (tmp / "raw.onnx").unlink()
+        progress.remove_task(task)
+    else:
+        exporter, raw = "none (ONNX input)", load_onnx(source.onnx_path)
+    meta = {"model": source.name, "family": source.family, "weights": source.weights,
+            "weights_sha256": source.weights_sha256, "pretrained": source.pretrained,
+            "num_classes": source.num_classes, "categories": source.categories,
+            "preprocess": source.preprocess.to_dict(), "precision": "fp32"}
+    write_onnx_with_meta(simplify(raw), tmp / "model.onnx", meta)
+    return exporter, meta
+
+
+def _fp32_accuracy(source: ModelSource, onnx_path: Path, ref, x, y) -> dict:
+    if y is None:
+        return {}
+    if not source.pretrained:
+        return {"onnxruntime": "n/a (random weights)"}
+    from ..backends.onnxruntime import OnnxRuntimeRunner
+
+    with OnnxRuntimeRunner(onnx_path) as runner:
+        onnx_logits = run_batched(runner, x)
+    ref_name = "torch" if source.torch_model is not None else "source onnx"
+    return {ref_name: accuracy(ref, y), "onnxruntime": accuracy(onnx_logits, y)}
+
+
+def _stages(r: ExportRequest, ctx: StageContext, meta: dict, board_budgets: dict | None) -> tuple[dict, list[Path]]:
+    """Run the stages the request names, in order; each gets the context and the files it needs, never another
+    stage's report section. Returns the report sections and the reduced-precision files made."""
+    extra: dict = {}
+    lowp: list[Path] = []
+    if r.precision == "int8":
+        from .int8 import int8_stage
+
+        extra["int8"] = int8_stage(ctx, r.quantize)
+        lowp.append(ctx.tmp / extra["int8"]["file"])
+    if r.precision == "fp16":
+        from .fp16 import fp16_stage
+
+        extra["fp16"] = fp16_stage(ctx.tmp, ctx.fp32_path, ctx.x, meta, ctx.progress)
+        lowp.append(ctx.tmp / extra["fp16"]["file"])
+    if r.export.optimize is not None:
+        from .optimize import optimize_artifact
+
+        extra["optimize"] = optimize_artifact(ctx, r.quantize, r.export)
+    if r.jetson is not None:
+        from .bundle import bundle_stage
+
+        extra["bundle"] = bundle_stage(ctx, lowp[0], r.precision, r.jetson, board_budgets)
+    if r.engine is not None:
+        from .tensorrt import engine_stage
+
+        extra["engine"] = engine_stage(ctx, lowp[0] if lowp else ctx.fp32_path, r.precision, r.engine)
+    return extra, lowp
 
 
 def _photos_check(files: list[Path], source: ModelSource, images: ImageSet, x) -> dict | None:
@@ -184,13 +176,3 @@ def _write_pruned(folder: Path, source: ModelSource, plan: dict) -> None:
     atomic_write_bytes(folder / "pruned_state_dict.pt", buf.getvalue())
     plan["pruned_weights_sha256"] = sha256_file(folder / "pruned_state_dict.pt")
     write_json(folder / "plan.json", plan)
-
-
-def _int8_stage(source, tmp: Path, fp32_path: Path, x, y, images, cfg: QuantConfig, copts: CalibOptions,
-                max_drop, threads, timing: TimingOptions, notes: list[str], progress,
-                max_float_layers: int | None = None) -> dict:
-    """Calibrate, quantize under the accuracy budget (held-out images), measure, explain: see int8_job."""
-    from .int8 import int8_stage
-
-    return int8_stage(source, tmp, fp32_path, x, y, images, cfg, copts, max_drop, threads, timing, notes, progress,
-                      max_float_layers)

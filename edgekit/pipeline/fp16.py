@@ -8,7 +8,7 @@ from ..measure.facts import artifact_facts
 from ..measure.quality import run_batched
 
 
-def _fp16_stage(tmp: Path, fp32_path: Path, x, meta: dict, progress) -> dict:
+def fp16_stage(tmp: Path, fp32_path: Path, x, meta: dict, progress) -> dict:
     from ..backends.onnxruntime import OnnxRuntimeRunner
     from ..graph.export import write_onnx_with_meta
     from ..graph.info import load_checked

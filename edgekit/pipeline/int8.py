@@ -15,7 +15,7 @@ import numpy as np
 from ..data.images import load_array
 from ..errors import EdgekitError
 from ..measure.quality import run_batched
-from ..quantize.config import DEFAULT_MAX_DROP, QuantConfig
+from ..quantize.config import DEFAULT_MAX_DROP
 from ..stats import accuracy, agreement
 
 MAX_HELD_OUT_IMAGES = 400  # read at most this many held-out calibration images (two halves of 200)
@@ -81,9 +81,10 @@ def resolve_budget(max_drop, n_held: int) -> tuple[float | None, str]:
     return DEFAULT_MAX_DROP, f"default ({DEFAULT_MAX_DROP:g} point; --max-drop sets it, --max-drop off removes it)"
 
 
-def int8_stage(source, tmp: Path, fp32_path: Path, x, y, images, cfg: QuantConfig, copts, max_drop, threads,
-               timing, notes: list[str], progress, max_float_layers: int | None = None) -> dict:
-    """Calibrate, quantize (with the accuracy guard), and measure the INT8 file against the FP32 one."""
+def int8_stage(ctx, q) -> dict:
+    """Calibrate, quantize (with the accuracy guard), and measure the INT8 file against the FP32 one.
+
+    ``ctx`` is the export's StageContext, ``q`` its QuantizeOptions."""
     from ..backends.onnxruntime import OnnxRuntimeRunner
     from ..data import calibration
     from ..fsutil import sha256_file
@@ -91,10 +92,13 @@ def int8_stage(source, tmp: Path, fp32_path: Path, x, y, images, cfg: QuantConfi
     from ..measure.facts import artifact_facts
     from ..measure.timing import compare_latency
     from ..quantize.guard import quantize_with_guard
-    from .calib import _calibration_set
-    from .common import _read_meta
+    from .calib import calibration_set
+    from .common import read_onnx_meta
 
-    cal = _calibration_set(source, copts, notes)
+    source, tmp, fp32_path, x, y, images = ctx.source, ctx.tmp, ctx.fp32_path, ctx.x, ctx.y, ctx.images
+    notes, progress, threads, timing = ctx.notes, ctx.progress, ctx.threads, ctx.timing
+    cfg, copts, max_drop, max_float_layers = q.config(), q.calib(), q.max_drop, q.max_float_layers
+    cal = calibration_set(source, copts, notes)
     judge = judge_images(source, x, y, images, cal, progress)
     budget, budget_source = resolve_budget(max_drop, len(judge.held_x))
     if budget is None and max_drop is None:
@@ -131,7 +135,7 @@ def int8_stage(source, tmp: Path, fp32_path: Path, x, y, images, cfg: QuantConfi
     within = None if budget is None else held_drop <= budget
     layers = _explain(fp32_path, int8_path, judge.sel_x, result)
     qmodel = load_checked(int8_path)
-    write_meta(qmodel, {**_read_meta(fp32_path), "precision": "int8", "quantization": cfg.to_dict(),
+    write_meta(qmodel, {**read_onnx_meta(fp32_path), "precision": "int8", "quantization": cfg.to_dict(),
                         "calibration": cal.describe()})
     import onnx
 

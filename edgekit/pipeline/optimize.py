@@ -134,16 +134,20 @@ class _Search:
         return out
 
 
-def optimize_artifact(source, tmp: Path, fp32_path: Path, x, y, objective: str, base_cfg: QuantConfig,
-                      copts, max_drop, threads, timing: TimingOptions, notes: list[str], progress,
-                      calibration_set, time_budget: float | None = None) -> dict:
+def optimize_artifact(ctx, q, g) -> dict:
     """Measure every candidate on this machine and keep the fastest (or smallest) within the budget on the
-    selection half of the judge images; report each candidate's drop on the other half too."""
+    selection half of the judge images; report each candidate's drop on the other half too.
+
+    ``ctx`` is the export's StageContext, ``q`` its QuantizeOptions (the base INT8 settings and the budget),
+    ``g`` its GraphOptions (the objective and the time budget)."""
     from ..backends.onnxruntime import op_times
     from ..graph.info import load_checked
+    from .calib import calibration_set
 
-    if base_cfg.target != "cpu":
-        raise EdgekitError("--optimize measures on this CPU: drop --target")
+    source, tmp, fp32_path, x, y = ctx.source, ctx.tmp, ctx.fp32_path, ctx.x, ctx.y
+    notes, progress, threads, timing = ctx.notes, ctx.progress, ctx.threads, ctx.timing
+    objective, time_budget, max_drop = g.optimize, g.time_budget, q.max_drop
+    base_cfg, copts = q.config(), q.calib()
     clock = opt.TimeBudget(time_budget)  # from here: calibration and the reference run count too
     max_drop = 1.0 if max_drop is None else max_drop
     backends = ["onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])

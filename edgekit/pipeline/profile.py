@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from ..measure.timing import TimingOptions, measure
 from ..models.source import ModelSource, PreprocessOverrides, is_onnx, open_model, open_onnx
 from ..progress import make_progress
 from ..report import document as report_mod
-from .common import _image_notes, _images
+from .common import image_notes, images_for
 
 
 def default_profile_out(model: str, backend: str, device: str) -> Path:
@@ -26,17 +26,41 @@ def default_profile_out(model: str, backend: str, device: str) -> Path:
     return Path("edgekit-out") / f"profile-{model}-{backend}-{device}"
 
 
-def profile_model(model: str, out: str | os.PathLike | None = None, backend: str = "onnxruntime",
-                  device: str = "cpu", threads: int | None = None, eval_data=None, reference: str | None = None,
-                  timing: TimingOptions | None = None, weights: str = "imagenet", num_classes: int | None = None,
-                  trust_checkpoint: bool = False, overrides: PreprocessOverrides | None = None,
-                  max_images: int | None = None, force: bool = False) -> dict:
-    """Size, params, MACs, latency, peak memory and accuracy (or agreement with ``reference``) of ``model``."""
+@dataclass(frozen=True)
+class ProfileRequest:
+    """Everything `edgekit profile` does, once: built by the CLI, a recipe or a script."""
+
+    model: str  # a .onnx file, or a zoo name with the torch backend
+    out: str | None = None  # default beside the ONNX file (or edgekit-out/)
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    threads: int | None = None
+    eval_data: str | None = None
+    reference: str | None = None  # a .onnx to compare against (top-1 agreement, cosine)
+    timing: TimingOptions = field(default_factory=TimingOptions)
+    weights: str = "imagenet"
+    num_classes: int | None = None
+    trust_checkpoint: bool = False
+    preprocess: PreprocessOverrides = field(default_factory=PreprocessOverrides)
+    max_images: int | None = None
+    force: bool = False
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else default_profile_out(self.model, self.backend, self.device)
+
+
+def profile_model(request: ProfileRequest) -> dict:
+    """Size, params, MACs, latency, peak memory and accuracy (or agreement with a reference) of one model."""
+    r = request
+    model, backend, device, threads, eval_data, reference = (r.model, r.backend, r.device, r.threads, r.eval_data,
+                                                              r.reference)
+    weights, num_classes, trust_checkpoint, overrides = r.weights, r.num_classes, r.trust_checkpoint, r.preprocess
+    max_images, force = r.max_images, r.force
     from ..backends import get_spec
 
     get_spec(backend)
-    timing = timing or TimingOptions()
-    out = Path(out) if out else default_profile_out(model, backend, device)
+    timing, out = r.timing, r.out_dir
     check_out_dir(out, force)
     if backend in ("onnxruntime", "openvino") and not is_onnx(model):
         raise EdgekitError(f"the {backend} backend runs .onnx files, not {model!r}: run `edgekit export "
@@ -53,11 +77,11 @@ def profile_model(model: str, out: str | os.PathLike | None = None, backend: str
                                f"`edgekit export {model}` first")
     source = open_model(model, weights, num_classes, trust_checkpoint, overrides)
     notes = list(source.notes)
-    images = _images(source, eval_data, max_images, notes)
+    images = images_for(source, eval_data, max_images, notes)
     ref_src = open_onnx(Path(reference)) if reference else None
     with make_progress() as progress:
         x, y = load_array(images, source.preprocess, progress)
-        _image_notes(images, notes)
+        image_notes(images, notes)
         runner = _runner(source, backend, device, threads)
         try:
             measured = measure(runner, np.ascontiguousarray(x[:max(1, timing.batch)]), timing, progress)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
-import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,20 +37,44 @@ def _quality(logits, y, ref_logits) -> dict:
     return {"top1": agreement(logits, ref_logits)["top1_agreement"], "basis": "agreement with unpruned"}
 
 
-def prune_model(model: str, out: str | os.PathLike, weights: str = "imagenet", cfg: PruneConfig | None = None,
-                sparsity: str | None = None, finetune_data=None, ft: FinetuneConfig | None = None,
-                eval_data=None, num_classes: int | None = None, trust_checkpoint: bool = False,
-                overrides: PreprocessOverrides | None = None, threads: int | None = None,
-                force: bool = False, timing: TimingOptions | None = None) -> dict:
-    """Prune ``model`` (and/or sparsify it), fine-tune on ``finetune_data`` by distillation, export it.
+@dataclass(frozen=True)
+class PruneRequest:
+    """Everything `edgekit prune` does, once: built by the CLI, a recipe or a script, checked before any work."""
 
-    Writes ``plan.json``, ``pruned_state_dict.pt``, ``model.onnx`` and the report into ``out``.
+    model: str
+    out: str | None = None  # default edgekit-out/<model>-pruned
+    weights: str = "imagenet"
+    num_classes: int | None = None
+    trust_checkpoint: bool = False
+    eval_data: str | None = None
+    force: bool = False
+    preprocess: PreprocessOverrides = field(default_factory=PreprocessOverrides)
+    prune: PruneConfig | None = None  # channel pruning
+    sparsity: str | None = None  # zeroed weights: a fraction, or 2:4
+    finetune_data: str | None = None
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if is_onnx(self.model):
+            raise EdgekitError(f"pruning needs the torch model, not {self.model}: pass a zoo name and --weights")
+        if self.prune is None and self.sparsity is None:
+            raise EdgekitError("nothing to do: pass --ratio for channel pruning and/or --sparsity")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("edgekit-out") / f"{self.model}-pruned"
+
+
+def prune_model(request: PruneRequest, *, timing: TimingOptions | None = None) -> dict:
+    """Prune the model (and/or sparsify it), fine-tune on ``finetune_data`` by distillation, export it.
+
+    Writes ``plan.json``, ``pruned_state_dict.pt``, ``model.onnx`` and the report into the output folder.
     """
-    out = Path(out)
-    if is_onnx(model):
-        raise EdgekitError(f"pruning needs the torch model, not {model}: pass a zoo name and --weights")
-    if cfg is None and sparsity is None:
-        raise EdgekitError("nothing to do: pass --ratio for channel pruning and/or --sparsity")
+    r = request
+    model, out, weights, cfg, sparsity = r.model, r.out_dir, r.weights, r.prune, r.sparsity
+    finetune_data, ft, eval_data, threads, force = r.finetune_data, r.finetune, r.eval_data, r.threads, r.force
+    num_classes, trust_checkpoint, overrides = r.num_classes, r.trust_checkpoint, r.preprocess
     check_out_dir(out, force)
     source = open_model(model, weights, num_classes, trust_checkpoint, overrides)
     from ..models.registry import get_card

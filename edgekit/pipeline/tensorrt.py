@@ -8,12 +8,10 @@ import numpy as np
 
 from ..measure.quality import run_batched
 from ..measure.timing import TimingOptions
-from ..models.source import ModelSource
 from ..stats import accuracy
 
 
-def _engine_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, x, y, build: dict,
-                  timing: TimingOptions, notes: list[str], progress) -> dict:
+def engine_stage(ctx, onnx_path: Path, precision: str, build: dict) -> dict:
     """Build the TensorRT engine from the exported ONNX (the Q/DQ or FP16 one when made), on this GPU, and
     measure it: accuracy or agreement with FP32 onnxruntime, then the side by side with PyTorch on CUDA."""
     from ..backends.onnxruntime import OnnxRuntimeRunner
@@ -23,8 +21,8 @@ def _engine_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, 
     from ..measure.gpu import engine_gpu_rows, relative_to, torch_cuda_rows
     from ..stats import agreement
 
-    precision = "int8" if "int8" in extra else "fp16" if "fp16" in extra else "fp32"
-    onnx_path = tmp / extra[precision]["file"] if precision != "fp32" else fp32_path
+    source, fp32_path, x, y, notes, progress = ctx.source, ctx.fp32_path, ctx.x, ctx.y, ctx.notes, ctx.progress
+    timing = TimingOptions(warmup=20, repeats=100)  # a GPU settles slower than a CPU
     opts = BuildOptions(precision=precision, **build)
     engine_path = onnx_path.with_suffix(".engine")
     built = engine_from_onnx(onnx_path, engine_path, opts, cache_dir=Path.home() / ".cache" / "edgekit" / "engines")

@@ -11,19 +11,14 @@ from .spec import Recipe
 
 def for_board(recipe: Recipe) -> bool:
     """A TensorRT recipe splits in two: the host exports up to the Jetson bundle, the board builds from it
-    (`edgekit build BUNDLE`), since engines are built on the GPU that runs them."""
-    return recipe.backend.name == "tensorrt"
+    (`edgekit build BUNDLE`), since engines are built on the GPU that runs them (``backend.build_on: host``
+    builds and measures the engine on this machine's GPU instead)."""
+    return recipe.backend.name == "tensorrt" and recipe.backend.build_on in (None, "board")
 
 
 def board_build(recipe: Recipe) -> dict:
     """The bundle's TensorRT build options (checked here, on the host, before any work)."""
-    from ..backends.tensorrt.options import BuildOptions
-
-    b = recipe.backend
-    build = {k: v for k, v in (("workspace_mb", b.workspace_mb), ("dla_core", b.dla_core),
-                               ("builder_optimization_level", b.builder_optimization_level)) if v is not None}
-    BuildOptions(precision=recipe.quantize.precision, **build)
-    return build
+    return recipe.backend.build(recipe.quantize.precision)
 
 
 def steps(recipe: Recipe) -> list[str]:
@@ -64,39 +59,31 @@ def run(recipe: Recipe, out: Path, force: bool = False) -> dict:
     """Run every step; returns {step: report}. Stops with BudgetExceededError when budgets are missed."""
     from ..errors import BudgetExceededError
     from ..fsutil import check_out_dir
-    from ..models.source import PreprocessOverrides
-    from ..pipeline.calib import CalibOptions
     from ..pipeline.export import export_model
-    from ..pipeline.profile import profile_model
+    from ..pipeline.profile import ProfileRequest, profile_model
     from ..report.check import gate, metrics, passed
 
     check_out_dir(out, force)
-    pre = recipe.preprocess
-    overrides = PreprocessOverrides(pre.input_size, pre.resize_size, pre.interpolation,
-                                    tuple(pre.mean) if pre.mean else None, tuple(pre.std) if pre.std else None)
     reports: dict = {}
     weights, plan = recipe.weights, None
     eval_data = recipe.eval_data or (recipe.profile.eval_data if recipe.profile else None)
     out.mkdir(parents=True, exist_ok=True)
     if recipe.prune is not None:
-        from ..pipeline.prune import prune_model
+        from ..pipeline.prune import PruneRequest, prune_model
+        from ..prune.finetune import FinetuneConfig
         from ..prune.plan import PruneConfig
 
-        p = recipe.prune
+        p, f = recipe.prune, recipe.finetune
         cfg = None if p.ratio is None else PruneConfig(p.ratio, p.importance, p.round_to, p.global_pruning)
-        reports["prune"] = prune_model(recipe.model, out / "prune", weights, cfg, p.sparsity,
-                                       recipe.finetune.data if recipe.finetune else None,
-                                       recipe.finetune.config() if recipe.finetune else None, eval_data,
-                                       recipe.num_classes, False, overrides, recipe.backend.threads, force)
+        reports["prune"] = prune_model(PruneRequest(
+            recipe.model, str(out / "prune"), weights, recipe.num_classes, recipe.trust_checkpoint, eval_data, force,
+            recipe.preprocess, cfg, p.sparsity, f.data if f else None, f.config() if f else FinetuneConfig(),
+            recipe.backend.threads))
         weights = str(out / "prune" / "pruned_state_dict.pt")
         plan = str(out / "prune" / "plan.json") if cfg is not None else None
     q = recipe.quantize
-    rep = export_model(recipe.model, out / "export", weights, eval_data, recipe.num_classes, False, overrides,
-                       recipe.export.dynamic_batch, recipe.export.opset, None, None, force,
-                       int8=q.precision == "int8", fp16=q.precision == "fp16", quant=q.config(),
-                       calib=CalibOptions(q.calib_data, q.calib_size, q.seed), max_drop=q.max_drop,
-                       threads=recipe.backend.threads, max_float_layers=q.max_float_layers, plan=plan,
-                       jetson=_bundle_options(recipe) if for_board(recipe) else None)
+    rep = export_model(recipe.export_request(str(out / "export"), weights, plan, eval_data, force),
+                       board_budgets=_board_budgets(recipe))
     reports["export"] = rep
     artifact = out / "export" / (rep[q.precision]["file"] if q.precision in rep else "model.onnx")
     if "int8" in rep and rep["int8"]["within_budget"] is False:
@@ -106,9 +93,9 @@ def run(recipe: Recipe, out: Path, force: bool = False) -> dict:
         from ..measure.timing import TimingOptions
 
         pr = recipe.profile
-        reports["profile"] = profile_model(str(artifact), out / "profile", recipe.backend.name,
-                                           recipe.backend.device, recipe.backend.threads, eval_data, None,
-                                           TimingOptions(pr.warmup, pr.repeats, pr.batch), force=force)
+        reports["profile"] = profile_model(ProfileRequest(
+            str(artifact), str(out / "profile"), recipe.backend.name, recipe.backend.device, recipe.backend.threads,
+            eval_data, timing=TimingOptions(pr.warmup, pr.repeats, pr.batch), force=force))
     if recipe.budgets is not None:
         final = reports.get("profile") or rep
         # latency is the board's to measure: the bundle carries that budget to `edgekit build`
@@ -121,9 +108,8 @@ def run(recipe: Recipe, out: Path, force: bool = False) -> dict:
     return reports
 
 
-def _bundle_options(recipe: Recipe) -> dict:
-    """The bundle's build options and the budget the board checks (latency; the rest is checked here)."""
-    opts = board_build(recipe)
-    if recipe.budgets is not None and recipe.budgets.max_latency_ms is not None:
-        opts["budgets"] = {"max_latency_ms": recipe.budgets.max_latency_ms}
-    return opts
+def _board_budgets(recipe: Recipe) -> dict | None:
+    """The budget the board checks (latency; the rest is checked here)."""
+    if for_board(recipe) and recipe.budgets is not None and recipe.budgets.max_latency_ms is not None:
+        return {"max_latency_ms": recipe.budgets.max_latency_ms}
+    return None

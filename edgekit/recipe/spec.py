@@ -1,7 +1,8 @@
 """Recipes: one YAML file describes a whole pipeline (prune, fine-tune, export, quantize, profile, budgets).
 
 Every command can write the recipe that reproduces it (``--save-recipe``), and ``edgekit run`` runs one, so a
-CI job and a person at the terminal produce the same artifact.
+CI job and a person at the terminal produce the same artifact. The export's sections (preprocess, export,
+quantize, backend) are the ExportRequest's own option classes: one description of each option.
 """
 
 from __future__ import annotations
@@ -10,18 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EdgekitError
+from ..models.source import PreprocessOverrides
+from ..pipeline.request import BackendOptions, GraphOptions, QuantizeOptions
 from ..report.check import Budget
-
-PRECISIONS = ("fp32", "fp16", "int8")
-
-
-@dataclass(frozen=True)
-class PreprocessSpec:
-    input_size: int | None = None
-    resize_size: int | None = None
-    interpolation: str | None = None
-    mean: list[float] | None = None
-    std: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,66 +51,6 @@ class FinetuneSpec:
 
 
 @dataclass(frozen=True)
-class QuantizeSpec:
-    precision: str = "fp32"
-    target: str = "cpu"
-    calib_data: str | None = None
-    calib_size: int = 512
-    calib_method: str = "minmax"
-    percentile: float = 99.999
-    seed: int = 0
-    max_drop: float | None = None
-    max_float_layers: int | None = None
-    exclude_ops: list[str] = field(default_factory=list)
-    int8_ops: list[str] | None = None
-    per_tensor: bool = False
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise EdgekitError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        if self.max_drop is not None and self.max_drop < 0:
-            raise EdgekitError(f"max_drop must not be negative (got {self.max_drop})")
-        if self.calib_size < 1:
-            raise EdgekitError(f"calib_size must be at least 1 (got {self.calib_size})")
-        self.config()
-
-    def config(self):
-        from ..quantize.config import QuantConfig
-
-        return QuantConfig(self.target, self.calib_method, self.percentile, not self.per_tensor,
-                           tuple(self.exclude_ops), tuple(self.int8_ops) if self.int8_ops else None)
-
-
-@dataclass(frozen=True)
-class ExportSpec:
-    opset: int = 18
-    dynamic_batch: bool = False
-
-    def __post_init__(self) -> None:
-        if self.opset < 17:
-            raise EdgekitError(f"opset must be 17 or newer (got {self.opset})")
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    name: str = "onnxruntime"
-    device: str = "cpu"
-    threads: int | None = None
-    workspace_mb: int | None = None  # TensorRT builder workspace
-    dla_core: int | None = None  # Jetson DLA, GPU fallback allowed
-    builder_optimization_level: int | None = None
-
-    def __post_init__(self) -> None:
-        from ..backends import get_spec
-
-        spec = get_spec(self.name)
-        if self.device not in spec.devices:
-            raise EdgekitError(f"backend {self.name} runs on {', '.join(spec.devices)}, not {self.device!r}")
-        if self.threads is not None and self.threads < 1:
-            raise EdgekitError(f"threads must be at least 1 (got {self.threads})")
-
-
-@dataclass(frozen=True)
 class ProfileSpec:
     eval_data: str | None = None
     batch: int = 1
@@ -137,12 +69,13 @@ class Recipe:
     num_classes: int | None = None
     out: str | None = None
     eval_data: str | None = None
-    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+    trust_checkpoint: bool = False
+    preprocess: PreprocessOverrides = field(default_factory=PreprocessOverrides)
     prune: PruneSpec | None = None
     finetune: FinetuneSpec | None = None
-    quantize: QuantizeSpec = field(default_factory=QuantizeSpec)
-    export: ExportSpec = field(default_factory=ExportSpec)
-    backend: BackendSpec = field(default_factory=BackendSpec)
+    quantize: QuantizeOptions = field(default_factory=QuantizeOptions)
+    export: GraphOptions = field(default_factory=GraphOptions)
+    backend: BackendOptions = field(default_factory=BackendOptions)
     profile: ProfileSpec | None = None
     budgets: Budget | None = None
 
@@ -156,6 +89,22 @@ class Recipe:
             raise EdgekitError("finetune recovers pruned accuracy: add prune.ratio")
         if self.backend.name == "tensorrt" and self.quantize.precision == "int8" and self.quantize.target != "tensorrt":
             raise EdgekitError("a TensorRT INT8 engine needs quantize.target: tensorrt (symmetric Q/DQ)")
+        self.export_request()  # every refusal of the export, found when the recipe is read
+
+    def export_request(self, out: str | None = None, weights: str | None = None, plan: str | None = None,
+                       eval_data: str | None = None, force: bool = False):
+        """The export this recipe runs; a prune step before it passes its pruned weights and plan."""
+        from dataclasses import replace
+
+        from ..pipeline.request import ExportRequest
+
+        g = self.export if plan is None else replace(self.export, plan=plan)
+        q = self.quantize
+        if q.precision != "int8" and g.optimize is None and q.max_drop is not None:
+            q = replace(q, max_drop=None)  # a recipe's INT8 budget waits for `--set quantize.precision=int8`
+        return ExportRequest(self.model, out if out is not None else self.out, weights or self.weights,
+                             self.num_classes, self.trust_checkpoint, eval_data or self.eval_data, force,
+                             self.preprocess, g, q, self.backend)
 
 
 def load(path: str | Path, sets: list[str] | None = None) -> Recipe:

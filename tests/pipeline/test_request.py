@@ -1,0 +1,158 @@
+"""The export request: every option survives `--save-recipe` then `edgekit run`, the command's conveniences
+are the request's own (so Python and the command behave alike), and every contradiction is refused when the
+request is built, before any file is read."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from edgekit.api import BackendOptions, ExportRequest, GraphOptions, PreprocessOverrides, QuantizeOptions
+from edgekit.errors import EdgekitError
+from edgekit.recipe.from_args import from_export_request
+from edgekit.recipe.spec import dump, load
+
+# One non-default value per option, and what else that value needs to make a valid request. A field added to
+# the request without a line here fails test_every_option_has_a_case: the round trip covers every option.
+CASES = {
+    "out": ("o/x", {}),
+    "weights": ("random", {}),
+    "num_classes": (10, {}),
+    "trust_checkpoint": (True, {}),
+    "eval_data": ("val", {}),
+    "preprocess.input_size": (64, {}),
+    "preprocess.resize_size": (72, {}),
+    "preprocess.interpolation": ("bicubic", {}),
+    "preprocess.mean": ((0.5, 0.5, 0.5), {}),
+    "preprocess.std": ((0.25, 0.25, 0.25), {}),
+    "export.opset": (17, {}),
+    "export.dynamic_batch": (True, {}),
+    "export.atol": (1e-3, {}),
+    "export.rtol": (1e-2, {}),
+    "export.max_images": (50, {}),
+    "export.prune_ratio": (0.3, {}),
+    "export.plan": ("p/plan.json", {}),
+    "export.optimize": ("size", {}),
+    "export.time_budget": (60.0, {"export.optimize": "latency"}),
+    "quantize.precision": ("fp16", {}),
+    "quantize.target": ("tensorrt", {"quantize.precision": "int8"}),
+    "quantize.calib_data": ("calib", {"quantize.precision": "int8"}),
+    "quantize.calib_size": (64, {"quantize.precision": "int8"}),
+    "quantize.calib_method": ("percentile", {"quantize.precision": "int8"}),
+    "quantize.percentile": (99.9, {"quantize.precision": "int8"}),
+    "quantize.seed": (3, {"quantize.precision": "int8"}),
+    "quantize.calib_cache": ("cache.json", {"quantize.precision": "int8"}),
+    "quantize.max_drop": (0.5, {"quantize.precision": "int8"}),
+    "quantize.max_float_layers": (2, {"quantize.precision": "int8"}),
+    "quantize.exclude_ops": (("depthwise", "Sigmoid"), {"quantize.precision": "int8"}),
+    "quantize.int8_ops": (("Conv",), {"quantize.precision": "int8"}),
+    "quantize.per_tensor": (True, {"quantize.precision": "int8"}),
+    "backend.name": ("tensorrt", {"quantize.precision": "int8", "backend.device": "cuda"}),
+    "backend.device": ("cuda", {"backend.name": "tensorrt", "quantize.precision": "fp16"}),
+    "backend.threads": (2, {}),
+    "backend.build_on": ("host", {"backend.name": "tensorrt", "backend.device": "cuda"}),
+    "backend.workspace_mb": (512, {"backend.name": "tensorrt", "backend.device": "cuda",
+                                   "quantize.precision": "fp16"}),
+    "backend.dla_core": (0, {"backend.name": "tensorrt", "backend.device": "cuda", "quantize.precision": "int8"}),
+    "backend.batch_profile": ((1, 4, 8), {"backend.name": "tensorrt", "backend.device": "cuda",
+                                          "quantize.precision": "fp16"}),
+    "backend.sparse_weights": (True, {"backend.name": "tensorrt", "backend.device": "cuda",
+                                      "quantize.precision": "int8"}),
+    "backend.builder_optimization_level": (4, {"backend.name": "tensorrt", "backend.device": "cuda",
+                                               "quantize.precision": "int8"}),
+}
+RUN_TIME = {"model", "force"}  # the recipe names the model; --force belongs to each run, never to a recipe
+SECTIONS = {"preprocess": PreprocessOverrides, "export": GraphOptions, "quantize": QuantizeOptions,
+            "backend": BackendOptions}
+
+
+def _options() -> list[str]:
+    names = []
+    for f in dataclasses.fields(ExportRequest):
+        if f.name in SECTIONS:
+            names += [f"{f.name}.{g.name}" for g in dataclasses.fields(SECTIONS[f.name])]
+        elif f.name not in RUN_TIME:
+            names.append(f.name)
+    return names
+
+
+def _request(settings: dict) -> ExportRequest:
+    top = {k: v for k, v in settings.items() if "." not in k}
+    parts = {s: {} for s in SECTIONS}
+    for key, value in settings.items():
+        if "." in key:
+            section, name = key.split(".")
+            parts[section][name] = value
+    return ExportRequest("mobilenet_v2", **top, **{s: cls(**parts[s]) for s, cls in SECTIONS.items()})
+
+
+def test_every_option_has_a_case():
+    assert set(_options()) == set(CASES)
+
+
+@pytest.mark.parametrize("option", sorted(CASES))
+def test_save_recipe_round_trip(option, tmp_path):
+    value, needs = CASES[option]
+    request = _request({**needs, option: value})
+    section, _, name = option.rpartition(".")
+    got = getattr(getattr(request, section), name) if section else getattr(request, option)
+    assert got == value, f"{option} did not reach the request"  # the case sets what it claims to
+    path = tmp_path / "r.yaml"
+    path.write_text(dump(from_export_request(request)))
+    again = load(path).export_request()
+    assert again == request, f"{option}={value!r} changed on the way through {path.read_text()}"
+
+
+def test_the_commands_conveniences_are_the_requests():
+    """--target jetson: INT8 with TensorRT's Q/DQ, and a bundle the board builds; --backend tensorrt: Q/DQ for
+    TensorRT and an engine built here; a batch profile makes the batch axis dynamic."""
+    jetson = ExportRequest("mobilenet_v2", quantize=QuantizeOptions(target="jetson"))
+    assert (jetson.precision, jetson.quantize.target, jetson.backend.name, jetson.backend.build_on) == \
+        ("int8", "tensorrt", "tensorrt", "board")
+    assert jetson.jetson == {} and jetson.engine is None
+    here = ExportRequest("mobilenet_v2", quantize=QuantizeOptions("int8"),
+                         backend=BackendOptions("tensorrt", "cuda", build_on="host", batch_profile=(1, 8, 32)))
+    assert here.quantize.target == "tensorrt" and here.export.dynamic_batch and here.jetson is None
+    assert here.engine == {"dynamic_batch": (1, 8, 32)}
+    assert ExportRequest("mobilenet_v2", quantize=QuantizeOptions("fp16", target="jetson")).precision == "fp16"
+    # normalizing twice changes nothing, which is what lets a saved request read back equal
+    assert dataclasses.replace(jetson) == jetson
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"quantize.max_drop": 1.0}, "--max-drop guards INT8 accuracy"),
+    ({"export.optimize": "latency", "quantize.max_drop": "off"}, "not off"),
+    ({"export.time_budget": 30.0}, "--time-budget bounds the --optimize search"),
+    ({"export.optimize": "latency", "quantize.precision": "int8"}, "--optimize tries FP32 and INT8 itself"),
+    ({"export.optimize": "speed"}, "--optimize speed: choose latency or size"),
+    ({"export.optimize": "latency", "quantize.target": "tensorrt"}, "--optimize measures on this CPU"),
+    ({"export.optimize": "latency", "backend.name": "tensorrt", "backend.device": "cuda"},
+     "--optimize chooses among CPU runtimes"),
+    ({"backend.name": "openvino"}, "--backend openvino: export builds onnxruntime files or a tensorrt engine"),
+    ({"backend.name": "tensorrt", "backend.device": "cuda"}, "a Jetson bundle carries an INT8 or FP16 model"),
+    ({"backend.name": "tensorrt", "backend.device": "cuda", "backend.dla_core": 0, "quantize.precision": "fp16",
+      "backend.batch_profile": (1, 2, 4)}, "DLA needs static shapes"),
+    ({"export.prune_ratio": 0.3, "export.plan": "plan.json"}, "--prune with --plan"),
+    ({"export.prune_ratio": 1.5}, "--prune 1.5"),
+    ({"quantize.max_drop": -1.0, "quantize.precision": "int8"}, "must not be negative"),
+    ({"quantize.target": "gpu", "quantize.precision": "int8"}, "unknown INT8 target 'gpu'"),
+])
+def test_contradictions_are_refused_when_the_request_is_built(settings, message):
+    with pytest.raises(EdgekitError, match=message.replace("(", r"\(").replace("+", r"\+")):
+        _request(settings)
+
+
+def test_onnx_input_refusals_need_no_file():
+    for graph, message in ((GraphOptions(dynamic_batch=True), "--dynamic-batch applies to torch models"),
+                           (GraphOptions(prune_ratio=0.5), "--prune needs the torch model")):
+        with pytest.raises(EdgekitError, match=message):
+            ExportRequest("does/not/exist.onnx", export=graph)
+
+
+def test_max_drop_off_round_trips(tmp_path):
+    """`--max-drop off` used to be refused by --save-recipe; it is an option like the others."""
+    request = _request({"quantize.precision": "int8", "quantize.max_drop": "off"})
+    path = tmp_path / "r.yaml"
+    path.write_text(dump(from_export_request(request)))
+    assert load(path).export_request() == request
