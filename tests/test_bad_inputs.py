@@ -9,9 +9,11 @@ the parametrized tests then judge each result.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import badkit
 import pytest
+from helpers import DIGITS_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGEKIT = Path(sys.executable).parent / "edgekit"
@@ -319,3 +322,139 @@ def test_interrupt_during_calibration(kit):
     assert b"interrupted" in seen and b"nothing was written" in seen and b"Traceback" not in seen, seen[-800:]
     assert not (kit / "out" / "int").exists() and not list(kit.glob("out/.int*"))
     assert not (kit / "cache" / "int.json").exists()
+
+
+# --- Ctrl-C at the later stages: the guard, --optimize, fine-tuning -------------------------------------------------
+# Each run gets a terminal for stderr (so the progress bars draw), and its own process group, which receives the
+# SIGINT as a terminal's Ctrl-C would deliver it, once the stage's own progress text is on screen.
+
+LEFTOVER_TEMP = ("edgekit-", "tmp", "ort.quant.", "pre.quant.")  # temp folders of edgekit, tempfile, onnxruntime
+
+
+def _photo_folder(folder: Path, n: int) -> Path:
+    """``n`` copies of the built-in photos (hard links, in turn)."""
+    folder.mkdir(parents=True)
+    photos = sorted(badkit.PHOTOS.glob("*.jpg"))
+    for i, photo in enumerate(photos):
+        (folder / f"{i:03d}.jpg").write_bytes(photo.read_bytes())
+    for i in range(len(photos), n):
+        os.link(folder / f"{i % len(photos):03d}.jpg", folder / f"{i:03d}.jpg")
+    return folder
+
+
+def _ctrl_c_at(stage: bytes, args: list[str], cwd: Path, refuse: bytes | None = None) -> tuple[int, str]:
+    """Run the installed command; once ``stage`` is on its terminal, Ctrl-C its process group.
+
+    Returns the exit code and what it showed on the terminal. ``refuse``: text that must not be there by then."""
+    import pty
+
+    tmpdir = cwd / "tmpdir"
+    tmpdir.mkdir()
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(EDGEKIT), *args], cwd=cwd, env={**ENV, "COLUMNS": "120", "TMPDIR": str(tmpdir)},
+                         stdout=subprocess.PIPE, stderr=slave, start_new_session=True)
+    os.close(slave)
+    seen, deadline, running = b"", time.time() + 240, True
+    try:
+        while stage not in seen and time.time() < deadline and p.poll() is None:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:
+                break
+        assert stage in seen, (p.poll(), seen[-800:])
+        assert refuse is None or refuse not in seen, f"{refuse} already on screen: the stage ended before Ctrl-C"
+        os.killpg(p.pid, signal.SIGINT)
+        code = p.wait(120)
+        for _ in range(100):  # the group is gone once its last process has exited: no worker is left running
+            try:
+                os.killpg(p.pid, 0)
+            except ProcessLookupError:
+                running = False
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"a process of the interrupted run is still running 10 s after it exited (group {p.pid})")
+    finally:
+        if running:  # this run's group only, and only while it exists
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    try:
+        while chunk := os.read(master, 4096):
+            seen += chunk
+    except OSError:
+        pass
+    os.close(master)
+    stdout = p.stdout.read()
+    assert b"Traceback" not in stdout, stdout[-3000:]
+    leftovers = [t.name for t in tmpdir.iterdir() if t.name.startswith(LEFTOVER_TEMP)]
+    assert not leftovers, f"temporary files left in TMPDIR: {leftovers}"
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))  # without colours
+
+
+def _assert_interrupted(code: int, seen: str, out: Path) -> None:
+    """Exit 130 and the one line; no output folder, no staging folder (.NAME.*.partial) or state file beside it."""
+    assert code == 130, seen[-800:]
+    assert "interrupted: nothing was written" in seen, seen[-800:]
+    assert "Traceback" not in seen, seen[-3000:]
+    assert not out.exists(), f"{out} written after Ctrl-C"
+    beside = list(out.parent.glob(f".{out.name}*")) if out.parent.exists() else []
+    assert not beside, beside
+
+
+def _assert_whole_cache(cache: Path) -> None:
+    """A calibration cache, if there is one, is whole (written before the stage began) and has no temp file."""
+    if cache.exists():
+        doc = json.loads(cache.read_text())
+        assert doc["key"] and doc["ranges"], cache
+    assert not list(cache.parent.glob(f".{cache.name}.*")), list(cache.parent.glob(f".{cache.name}.*"))
+
+
+def test_interrupt_during_int8_guard(digits, tmp_path):
+    """Ctrl-C while the accuracy guard measures each layer's sensitivity (calibrated on three near-black images,
+    INT8 loses many points, so --max-drop 0 sends it through the guard)."""
+    import conftest
+    import numpy as np
+    from PIL import Image
+
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), i * 20, np.uint8), "L").save(blank / f"b{i}.png")
+    inputs = {"eval": _snapshot(digits[1]), "calib": _snapshot(blank),
+              "model": hashlib.sha256(conftest.DIGITS_MODEL.read_bytes()).hexdigest()}
+    code, seen = _ctrl_c_at(b"INT8 sensitivity per layer",
+                            ["export", "mobilenet_v2", "--weights", str(conftest.DIGITS_MODEL), "--eval-data",
+                             str(digits[1]), "--max-images", "60", "--int8", "--calib-data", "blank", "--max-drop", "0",
+                             "--calib-cache", "cache/guard.json", "--out", "out/guard", *DIGITS_FLAGS], tmp_path,
+                            refuse=b"INT8 accuracy guard")
+    _assert_interrupted(code, seen, tmp_path / "out" / "guard")
+    _assert_whole_cache(tmp_path / "cache" / "guard.json")
+    assert {"eval": _snapshot(digits[1]), "calib": _snapshot(blank),
+            "model": hashlib.sha256(conftest.DIGITS_MODEL.read_bytes()).hexdigest()} == inputs
+
+
+def test_interrupt_during_optimize(tmp_path):
+    """Ctrl-C while --optimize times its candidates (the candidate files are built by then)."""
+    calib = _photo_folder(tmp_path / "calib", 60)
+    before = _snapshot(calib)
+    code, seen = _ctrl_c_at(b"timing onnxruntime-", [*X, "--optimize", "latency", "--calib-data", "calib",
+                                                     "--calib-size", "20", "--calib-cache", "cache/opt.json",
+                                                     "--out", "out/opt"], tmp_path)
+    _assert_interrupted(code, seen, tmp_path / "out" / "opt")
+    for cache in (tmp_path / "cache").glob("opt*.json"):  # opt.json, opt-s8.json
+        _assert_whole_cache(cache)
+    assert _snapshot(calib) == before
+
+
+def test_interrupt_during_finetune(tmp_path):
+    """Ctrl-C in the first fine-tuning epoch (one image a step): no checkpoint is left to resume from."""
+    data = _photo_folder(tmp_path / "ft", 150)
+    before = _snapshot(data)
+    code, seen = _ctrl_c_at(b"fine-tuning epoch 1/", ["prune", "squeezenet1_1", "--weights", "random", "--input-size",
+                                                      "32", "--ratio", "0.3", "--finetune-data", "ft", "--batch-size",
+                                                      "1", "--epochs", "2", "--out", "out/ft"], tmp_path,
+                            refuse=b"held-out")
+    _assert_interrupted(code, seen, tmp_path / "out" / "ft")  # also .ft.finetune-state.pt, where finetune saves
+    assert not list(tmp_path.rglob("*.pt")), list(tmp_path.rglob("*.pt"))
+    assert _snapshot(data) == before
