@@ -73,48 +73,12 @@ DEFAULT_RELATIVE = Relative(max_size_growth=1.0, max_latency_growth=10.0, max_ac
 
 
 def metrics(rep: dict, path: str | Path | None = None) -> dict:
-    """The figures a gate compares, from any edgekit report; None where the report has none.
+    """The figures a gate compares: the report's headline (see schema.py), and where the report came from."""
+    from dataclasses import asdict
 
-    For an ``export --optimize`` report the figures are the shipped ``model_best.*``'s, not model.onnx's.
-    """
-    m = {"size_mb": None, "latency_ms": None, "accuracy": None, "accuracy_drop": None, "device": None,
-         "artifact": None, "precision": rep.get("precision"), "report": str(path or "the report"),
-         "eval_set": (rep.get("images") or {}).get("fingerprint")}
-    env = rep.get("environment", {})
-    q = rep.get("int8")
-    art = (q or {}).get("artifact") or rep.get("artifact") or {}
-    m["size_mb"], m["artifact"] = art.get("size_mb"), art.get("file")
-    if rep.get("latency"):
-        m["latency_ms"] = rep["latency"]["batch1"]["median_ms"]
-    elif q:
-        m["latency_ms"] = q["latency"]["int8"]["median_ms"]
-    elif rep.get("latency_compare"):
-        m["latency_ms"] = rep["latency_compare"]["pruned"]["median_ms"]
-    acc = rep.get("accuracy") or {}
-    if q and q.get("metric") is not None and q.get("judged_by", "").startswith("top-1 on"):
-        m["accuracy"], m["accuracy_drop"] = q["metric"], q["drop"]
-    elif not q:
-        for v in acc.values():
-            if isinstance(v, dict) and "top1" in v:
-                m["accuracy"] = v["top1"]
-    stages = rep.get("stages") or {}
-    if "unpruned" in stages and stages["unpruned"].get("quality", {}).get("basis") == "labels":
-        last = list(stages.values())[-1]["quality"]["top1"]
-        m["accuracy"], m["accuracy_drop"] = last, stages["unpruned"]["quality"]["top1"] - last
-    backend = rep.get("backend") or {}
-    threads = backend.get("threads", env.get("threads"))
-    m["device"] = {"cpu": env.get("cpu"), "gpu": backend.get("gpu"), "backend": backend.get("backend", "onnxruntime"),
-                   "device": backend.get("device", "cpu"), "threads": threads}
-    opt = rep.get("optimize")
-    if opt:  # the shipped file is model_best.*: judge it, not the FP32 model.onnx beside it
-        ch = opt["choice"]
-        m.update(size_mb=ch["size_bytes"] / 1e6, latency_ms=ch["latency_ms"], artifact=ch["file"],
-                 precision=ch.get("precision", m["precision"]), accuracy=None, accuracy_drop=None)
-        if opt.get("judged_by") == "top-1":
-            m["accuracy"], m["accuracy_drop"] = ch["metric"], ch["drop"]
-        m["device"] = {**m["device"], "backend": ch.get("backend", m["device"]["backend"]),
-                       "threads": opt.get("threads", threads)}
-    return m
+    from .schema import Headline
+
+    return {**asdict(Headline.read(rep)), "report": str(path or "the report")}
 
 
 @dataclass

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from .._version import __version__
 from ..fsutil import atomic_write_text, write_json
+from .schema import SCHEMA, Headline
 from .table import to_markdown
 
-SCHEMA = 1
 _ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "fma")
 
 
@@ -55,6 +55,7 @@ def new_report(command: str, **fields) -> dict:
     rep = {"schema": SCHEMA, "command": command,
            "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     rep.update(fields)
+    rep["headline"] = Headline.of(rep).to_dict()  # what check and compare read (schema.py)
     return rep
 
 
