@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import importlib.util
 import json
 import shutil
 import statistics
@@ -32,13 +31,12 @@ KEEP_IF_FASTER = 0.97  # a float op type stays only if the whole model got 3% fa
 
 
 def runner_for(cand: Candidate, path: Path, threads: int | None):
-    if cand.backend == "openvino":
-        from ..backends.openvino import OpenVINORunner
+    """The candidate's runner on this CPU, with its runtime options."""
+    from ..backends import registry
+    from ..backends.base import RunnerRequest
 
-        return OpenVINORunner(path, threads, options=dict(cand.runtime))
-    from ..backends.onnxruntime import OnnxRuntimeRunner
-
-    return OnnxRuntimeRunner.tuned(path, threads, dict(cand.runtime))
+    return registry.open_runner(cand.backend, RunnerRequest(path, device="cpu", threads=threads,
+                                                            options=dict(cand.runtime)))
 
 
 class _Search:
@@ -139,6 +137,8 @@ def optimize_artifact(source, tmp: Path, fp32_path: Path, x, y, objective: str, 
                       calibration_set, time_budget: float | None = None) -> dict:
     """Measure every candidate on this machine and keep the fastest (or smallest) within the budget on the
     selection half of the judge images; report each candidate's drop on the other half too."""
+    from .._optional import available as installed
+    from ..backends import registry
     from ..backends.onnxruntime import op_times
     from ..graph.info import load_checked
 
@@ -146,7 +146,7 @@ def optimize_artifact(source, tmp: Path, fp32_path: Path, x, y, objective: str, 
         raise EdgekitError("--optimize measures on this CPU: drop --target")
     clock = opt.TimeBudget(time_budget)  # from here: calibration and the reference run count too
     max_drop = 1.0 if max_drop is None else max_drop
-    backends = ["onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+    backends = ["onnxruntime"] + (["openvino"] if registry.available("openvino") else [])
     if len(backends) == 1:
         notes.append("OpenVINO is not installed, so only onnxruntime candidates were tried "
                      "(pip install 'edgekit[openvino]')")
@@ -159,7 +159,7 @@ def optimize_artifact(source, tmp: Path, fp32_path: Path, x, y, objective: str, 
     # round 1: precision, op exclusions, backends; FP32 always (the answer of last resort), the rest while time lasts
     built = []
     for c in candidates(source.family, backends, nncf="openvino" in backends and
-                        importlib.util.find_spec("nncf") is not None):
+                        installed("nncf")):
         if c.precision == "fp32" or clock.allows(c.name):
             built.append((c, s.artifact(c)))
     seen, unique = {}, []
