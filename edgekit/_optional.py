@@ -1,11 +1,17 @@
-"""Lazy imports of optional heavy dependencies, with an error that names the extra to install."""
+"""Optional heavy dependencies, in one place: whether one is here, importing it, and the error naming the extra.
+
+``available`` finds a module without importing it (cheap: for choosing what to offer); ``require`` imports it
+or raises MissingDependencyError with the install command; ``try_import`` imports it or gives the one-line reason
+(for reports that list what is absent rather than stop).
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
-from .errors import MissingDependencyError
+from .errors import MissingDependencyError, first_line
 
 _HINTS = {
     "tensorrt": "pip install 'edgekit[tensorrt]' (CUDA 12) or 'edgekit[tensorrt-cu13]' (driver 580.65+); needs an "
@@ -18,11 +24,37 @@ _HINTS = {
 }
 
 
+def hint(module: str) -> str:
+    """The install command for ``module``."""
+    return _HINTS.get(module, f"pip install {module}")
+
+
+def available(module: str) -> bool:
+    """Whether ``module`` is installed, found without importing it (False also when it is blocked with
+    ``sys.modules[name] = None``, or when an import hook refuses it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except Exception:  # ImportError/ValueError, or a parent package that fails to import
+        return False
+
+
 def require(module: str, purpose: str = "") -> ModuleType:
-    """Import ``module`` or raise MissingDependencyError naming the install command."""
+    """Import ``module`` or raise MissingDependencyError naming the install command; a module that is installed
+    but fails to import (a native library it loads is missing) is told apart from one that is absent."""
     try:
         return importlib.import_module(module)
-    except ImportError as exc:
-        hint = _HINTS.get(module, f"pip install {module}")
+    except Exception as exc:  # ImportError, or a native library's OSError/RuntimeError at import
         what = f" for {purpose}" if purpose else ""
-        raise MissingDependencyError(f"{module} is not installed{what}: {hint}  ({exc})") from None
+        name = getattr(exc, "name", None) or "\0"
+        absent = isinstance(exc, ModuleNotFoundError) and (module == name or module.startswith(name + "."))
+        state = "is not installed" if absent else f"is installed but fails to import ({first_line(exc, 140)})"
+        raise MissingDependencyError(f"{module} {state}{what}: {hint(module)}" + (f"  ({exc})" if absent else "")
+                                     ) from None
+
+
+def try_import(module: str) -> tuple[ModuleType | None, str | None]:
+    """The module, or the one-line reason it does not import (absent, blocked, a missing native library)."""
+    try:
+        return importlib.import_module(module), None
+    except Exception as exc:  # ImportError, or a native library's OSError/RuntimeError at import
+        return None, first_line(exc, 140)

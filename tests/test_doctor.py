@@ -87,7 +87,7 @@ def test_board_without_torch_doctor_and_build(tmp_path):
     code = f"""
 import re, sys
 from importlib.metadata import packages_distributions, requires
-from edgekit.jetson import BOARD_REQUIREMENTS
+from edgekit.pipeline.jetson import BOARD_REQUIREMENTS
 
 def name(req):
     return re.split(r'[<>=!~; \\[]', req, maxsplit=1)[0].strip().lower().replace('_', '-')

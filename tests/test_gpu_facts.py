@@ -31,8 +31,8 @@ def test_require_gpu_counts_devices_not_imports(monkeypatch):
     err, count = runtime.cudaGetDeviceCount()
     if int(err) == 0 and count > 0:
         pytest.skip("this machine has a GPU")
-    from edgekit.backends.tensorrt import build as tensorrt
     from edgekit.backends.tensorrt import cudamem
+    from edgekit.backends.tensorrt import options as tensorrt
 
     monkeypatch.setattr(tensorrt, "require_tensorrt", lambda: "tensorrt stand-in")
     with pytest.raises(MissingDependencyError) as exc:

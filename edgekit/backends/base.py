@@ -1,4 +1,4 @@
-"""The runner protocol (Polygraphy's BaseRunner shape) and the capability table of the backends.
+"""The runner protocol (Polygraphy's BaseRunner shape), what a backend declares, and what opening a runner takes.
 
 Runners only run: ``activate`` loads, ``infer`` returns host logits once the device is done, ``deactivate``
 frees. Timing lives in ``edgekit.profile`` so that every backend is measured by the same loop.
@@ -7,7 +7,10 @@ frees. Timing lives in ``edgekit.profile`` so that every backend is measured by 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,25 +19,33 @@ from ..errors import EdgekitError
 
 @dataclass(frozen=True)
 class BackendSpec:
+    """What one backend module declares (its ``SPEC``); ``edgekit.backends.registry`` finds it by name."""
+
     name: str
-    suffixes: tuple[str, ...]
+    inputs: tuple[str, ...]  # what it runs: "onnx" (an ONNX file), "torch" (a zoo model in memory)
     devices: tuple[str, ...]
     precisions: tuple[str, ...]
-    extra: str | None = None  # pip extra that provides it
+    suffixes: tuple[str, ...] = ()  # files it reads or writes
+    tunable: tuple[str, ...] = ()  # runtime options --optimize may try (RunnerRequest.options keys)
+    requires: tuple[str, ...] = ()  # optional modules it imports
+    extra: str | None = None  # pip extra that provides them
+    fix: str = ""  # how to install it, for doctor's rows and dry runs
+    wrong_input: str = ""  # the error for a model of a kind it does not run ({model} is the model named)
+    check: Callable[[], object] | None = None  # raises the reason it cannot run here (default: ``requires``)
+    probe: Callable[[], Sequence[str]] | None = None  # which of ``devices`` this machine has (default: all)
 
 
-BACKENDS: dict[str, BackendSpec] = {
-    "onnxruntime": BackendSpec("onnxruntime", (".onnx",), ("cpu", "cuda", "tensorrt"), ("fp32", "fp16", "int8")),
-    "torch": BackendSpec("torch", (".pt", ".pth"), ("cpu", "cuda"), ("fp32", "fp16")),
-    "tensorrt": BackendSpec("tensorrt", (".engine", ".plan"), ("cuda",), ("fp32", "fp16", "int8"), "tensorrt"),
-    "openvino": BackendSpec("openvino", (".onnx", ".xml"), ("cpu",), ("fp32", "int8"), "openvino"),
-}
+@dataclass(frozen=True)
+class RunnerRequest:
+    """The arguments every backend's ``open`` takes; each reads what it runs (``path`` or ``module``)."""
 
-
-def get_spec(name: str) -> BackendSpec:
-    if name not in BACKENDS:
-        raise EdgekitError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
-    return BACKENDS[name]
+    path: Path | None = None  # the ONNX (or IR) file
+    module: Any = None  # a torch.nn.Module
+    device: str = "cpu"
+    threads: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)  # tuned runtime options (``BackendSpec.tunable``)
+    input_shape: tuple[int | None, ...] | None = None  # the model's NCHW input, for a module
+    work_dir: Path | None = None  # where a backend that builds (TensorRT) writes; None: a fresh temporary folder
 
 
 class Runner(abc.ABC):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgekitError, first_line
-from .base import Runner
+from .base import BackendSpec, Runner, RunnerRequest
 
 _PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
@@ -116,6 +116,21 @@ class OnnxRuntimeRunner(Runner):
 
 # runtime options --optimize may try, as OnnxRuntimeRunner keyword arguments
 TUNABLE = ("allow_spinning", "optimization", "denormal_as_zero")
+
+SPEC = BackendSpec(
+    "onnxruntime", inputs=("onnx",), devices=tuple(_PROVIDERS), precisions=("fp32", "fp16", "int8"),
+    suffixes=(".onnx",), tunable=TUNABLE, requires=("onnxruntime",),
+    fix="pip install onnxruntime (onnxruntime-gpu for the CUDA/TensorRT providers)",
+    wrong_input="the onnxruntime backend runs .onnx files, not {model!r}: run `edgekit export {model}` first, or "
+                "pass --backend torch",
+    probe=available_devices)
+
+
+def open(request: RunnerRequest) -> OnnxRuntimeRunner:
+    """A session on ``request.device``; the tuned options (``--optimize``'s choice) apply on the CPU."""
+    if request.options and request.device == "cpu":
+        return OnnxRuntimeRunner.tuned(request.path, request.threads, dict(request.options))
+    return OnnxRuntimeRunner(request.path, request.device, request.threads)
 
 
 def op_times(path: str | Path, x: np.ndarray, threads: int | None = None, runs: int = 20, warmup: int = 5) -> dict:

@@ -8,10 +8,16 @@ import numpy as np
 
 from .._optional import require
 from ..errors import EdgekitError, first_line
-from .base import Runner
+from .base import BackendSpec, Runner, RunnerRequest
 
 # CPU-plugin properties that --optimize may try; anything else is a typo, refused before compiling
 TUNABLE = {"ENABLE_CPU_PINNING": bool, "CPU_DENORMALS_OPTIMIZATION": bool}
+
+SPEC = BackendSpec(
+    "openvino", inputs=("onnx",), devices=("cpu",), precisions=("fp32", "int8"), suffixes=(".onnx", ".xml"),
+    tunable=tuple(TUNABLE), requires=("openvino",), extra="openvino", fix="pip install 'edgekit[openvino]'",
+    wrong_input="the openvino backend runs .onnx files, not {model!r}: run `edgekit export {model}` first, or "
+                "pass --backend torch")
 
 
 def compile_config(threads: int | None = None, hint: str = "LATENCY", options: dict | None = None) -> dict:
@@ -99,6 +105,11 @@ class OpenVINORunner(Runner):
         if getattr(self, "compiled", None) is not None:
             facts["inference_precision"] = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         return facts
+
+
+def open(request: RunnerRequest) -> OpenVINORunner:
+    """A runner for the ONNX or IR file, with the tuned CPU-plugin options (``--optimize``'s choice)."""
+    return OpenVINORunner(request.path, request.threads, request.device.upper(), dict(request.options))
 
 
 def int8_with_nncf(fp32_onnx: str | Path, out_xml: str | Path, calib_x: np.ndarray) -> Path:

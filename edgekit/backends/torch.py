@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EdgekitError
-from .base import Runner
+from .base import BackendSpec, Runner, RunnerRequest
+
+
+def _devices_here() -> tuple[str, ...]:
+    import torch
+
+    return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
 
 
 class TorchRunner(Runner):
@@ -66,3 +72,17 @@ class TorchRunner(Runner):
         if self.device.startswith("cuda") and torch.cuda.is_available():
             d["gpu"] = torch.cuda.get_device_name()
         return d
+
+
+SPEC = BackendSpec(
+    "torch", inputs=("torch",), devices=("cpu", "cuda"), precisions=("fp32", "fp16"), suffixes=(".pt", ".pth"),
+    requires=("torch",), fix="pip install torch (on a Jetson, NVIDIA's JetPack build of torch)",
+    wrong_input="the torch backend runs zoo models, not {model}: pass a model name, or --backend onnxruntime",
+    probe=_devices_here)
+
+
+def open(request: RunnerRequest) -> TorchRunner:
+    """Eager PyTorch on ``request.module`` (FP32; FP16 and channels_last are TorchRunner's own arguments)."""
+    if request.module is None:
+        raise EdgekitError("the torch backend runs a model in memory: open it from a zoo name")
+    return TorchRunner(request.module, request.device, threads=request.threads, input_shape=request.input_shape)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -219,3 +220,12 @@ def profiled_exclusions(int8_op_ms: dict[str, float], model_op_types: set[str], 
         if orig in model_op_types and orig not in WEIGHTED:
             per_type[orig] = per_type.get(orig, 0.0) + ms
     return [op for op, ms in sorted(per_type.items(), key=lambda kv: (-kv[1], kv[0])) if ms / total >= min_share]
+
+
+def runner_for(cand: Candidate, path: Path, threads: int | None):
+    """The candidate's runner on this CPU, with its runtime options."""
+    from ..backends import registry
+    from ..backends.base import RunnerRequest
+
+    return registry.open_runner(cand.backend, RunnerRequest(path, device="cpu", threads=threads,
+                                                            options=dict(cand.runtime)))

@@ -16,10 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .._optional import try_import
+from ..backends import registry
+from ..backends.base import RunnerRequest
 from ..backends.tiny import tiny_onnx, tiny_torch, tiny_weights
 from ..errors import EdgekitError, first_line
 
-BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+BACKENDS = registry.names()
 # fp32 everywhere; GPUs may run convolutions in TF32 (TensorRT's default on Ampere+), hence the wider bound
 TOLERANCE = {"cpu": (1e-4, 1e-3), "gpu": (1e-3, 1e-2)}  # atol, rtol of max|reference|
 
@@ -43,16 +46,6 @@ def _pkg_version(pkg: str) -> str:
         return _na("not installed")
 
 
-def _try_import(module: str):
-    """The module, or the one-line reason it does not import (absent, blocked, a missing native library)."""
-    import importlib
-
-    try:
-        return importlib.import_module(module), None
-    except Exception as exc:  # ImportError, or a native library's OSError/RuntimeError at import
-        return None, first_line(exc, 140)
-
-
 def _cuda_version(code: int) -> str:
     return f"{code // 1000}.{code % 1000 // 10}"
 
@@ -60,20 +53,20 @@ def _cuda_version(code: int) -> str:
 def versions() -> dict[str, str]:
     """Python and every library edgekit can use, with the CUDA runtime and driver cuda-python reports."""
     out = {"python": platform.python_version(), "edgekit": _pkg_version("edgekit")}
-    torch, why = _try_import("torch")
+    torch, why = try_import("torch")
     out["torch"] = (f"{torch.__version__} (CUDA {torch.version.cuda or 'none: CPU build'})" if torch else
                     _na(why))
-    ort, why = _try_import("onnxruntime")
+    ort, why = try_import("onnxruntime")
     out["onnxruntime"] = ort.__version__ if ort else _na(why)
     out["onnxruntime providers"] = ", ".join(ort.get_available_providers()) if ort else _na(why)
-    ov, why = _try_import("openvino")
+    ov, why = try_import("openvino")
     out["openvino"] = ov.get_version() if ov else _na(why)
-    trt, why = _try_import("tensorrt")
+    trt, why = try_import("tensorrt")
     out["tensorrt"] = trt.__version__ if trt else _na(why)
     out["cuda-python"] = _pkg_version("cuda-bindings") if _pkg_version("cuda-python").startswith("n/a") \
         else _pkg_version("cuda-python")
     out["pycuda"] = _pkg_version("pycuda")
-    rt, why = _try_import("cuda.bindings.runtime")
+    rt, why = try_import("cuda.bindings.runtime")
     if rt is None:
         out["cuda runtime"] = out["cuda driver"] = _na(f"cuda-python: {why}")
     else:
@@ -137,50 +130,10 @@ def jetson_facts(root: Path = Path("/")) -> dict:
 
 def _runners(backend: str, onnx_path: Path, work: Path, torch_model):
     """(device, runner factory) pairs for a backend; raises with the reason when it cannot run here."""
-    if backend == "torch":
-        import torch
+    def request(device: str) -> RunnerRequest:
+        return RunnerRequest(onnx_path, torch_model, device, threads=1, input_shape=(1, 3, 32, 32), work_dir=work)
 
-        from ..backends.torch import TorchRunner
-
-        devs = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-        return [(d, lambda d=d: TorchRunner(torch_model, d, input_shape=(1, 3, 32, 32))) for d in devs]
-    if backend == "onnxruntime":
-        from .._optional import require
-        from ..backends.onnxruntime import OnnxRuntimeRunner, available_devices
-
-        require("onnxruntime", "the onnxruntime backend")
-
-        return [(d, lambda d=d: OnnxRuntimeRunner(onnx_path, d, threads=1)) for d in available_devices()]
-    if backend == "openvino":
-        from .._optional import require
-        from ..backends.openvino import OpenVINORunner
-
-        require("openvino", "the OpenVINO backend")
-
-        return [("cpu", lambda: OpenVINORunner(onnx_path, threads=1))]
-    from ..backends.tensorrt.build import engine_from_onnx
-    from ..backends.tensorrt.cudamem import no_device_reason, probe_devices
-    from ..backends.tensorrt.options import BuildOptions, require_gpu
-    from ..backends.tensorrt.runner import TensorRTRunner
-
-    try:
-        require_gpu()
-    except EdgekitError as exc:
-        no_gpu = no_device_reason(probe_devices())
-        more = f"; and no GPU here either ({no_gpu})" if no_gpu and "GPU is reachable" not in str(exc) else ""
-        raise EdgekitError(f"{exc}{more}") from None
-
-    def build():
-        engine_from_onnx(onnx_path, work / "doctor.engine", BuildOptions("fp32", workspace_mb=256))
-        return TensorRTRunner(work / "doctor.engine")
-
-    return [("cuda", build)]
-
-
-_FIX = {"torch": "pip install torch (on a Jetson, NVIDIA's JetPack build of torch)",
-        "onnxruntime": "pip install onnxruntime (onnxruntime-gpu for the CUDA/TensorRT providers)",
-        "openvino": "pip install 'edgekit[openvino]'",
-        "tensorrt": "on a machine with an NVIDIA GPU and driver; see the README's TensorRT extras"}
+    return [(d, lambda d=d: registry.open_runner(backend, request(d))) for d in registry.devices_here(backend)]
 
 
 def _row(backend, device, verdict, detail, fix="", **numbers) -> dict:
@@ -193,7 +146,7 @@ def round_trip(backends=BACKENDS, n: int = 8) -> list[dict]:
 
     weights = tiny_weights()
     x = np.random.default_rng(1).standard_normal((n, 3, 32, 32)).astype(np.float32)
-    torch_mod, torch_why = _try_import("torch")
+    torch_mod, torch_why = try_import("torch")
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgekit-doctor-") as tmp:
         work = Path(tmp)
@@ -208,20 +161,15 @@ def round_trip(backends=BACKENDS, n: int = 8) -> list[dict]:
             onnx_from_torch(model, (1, 3, 32, 32), onnx_path)
             reference = "PyTorch eager, CPU"
         else:
-            from ..backends.onnxruntime import OnnxRuntimeRunner
-
             onnx_path = tiny_onnx(weights, work / "tiny.onnx")
-            with OnnxRuntimeRunner(onnx_path, threads=1) as r:
+            with registry.open_runner("onnxruntime", RunnerRequest(onnx_path, threads=1)) as r:
                 ref = np.concatenate([r.infer(x[i:i + 1]) for i in range(n)])
             reference = f"onnxruntime CPU (no torch here: {torch_why})"
         for backend in backends:
-            if backend == "torch" and model is None:
-                rows.append(_row("torch", "-", "n/a", f"torch does not import: {torch_why}", _FIX["torch"]))
-                continue
             try:
                 pairs = _runners(backend, onnx_path, work, model)
             except EdgekitError as exc:  # not installed / no GPU: a backend that does not claim to be here
-                rows.append(_row(backend, "-", "n/a", str(exc), _FIX[backend]))
+                rows.append(_row(backend, "-", "n/a", str(exc), registry.get(backend).fix))
                 continue
             for device, make in pairs:
                 t0 = time.perf_counter()
@@ -229,7 +177,7 @@ def round_trip(backends=BACKENDS, n: int = 8) -> list[dict]:
                     with make() as r:
                         got = np.concatenate([r.infer(x[i:i + 1]) for i in range(n)])
                 except Exception as exc:  # a backend that claims to work and does not: its reason is the finding
-                    rows.append(_row(backend, device, "fail", first_line(exc, 300), _FIX[backend]))
+                    rows.append(_row(backend, device, "fail", first_line(exc, 300), registry.get(backend).fix))
                     continue
                 ag = agreement(got, ref)
                 atol, rtol = TOLERANCE["cpu" if device == "cpu" else "gpu"]
@@ -244,9 +192,8 @@ def round_trip(backends=BACKENDS, n: int = 8) -> list[dict]:
 
 def diagnose(backends=BACKENDS) -> dict:
     """Everything doctor reports, as one JSON-ready document."""
-    unknown = sorted(set(backends) - set(BACKENDS))
-    if unknown:
-        raise EdgekitError(f"unknown backend {unknown[0]!r}: choose from {', '.join(BACKENDS)}")
+    for b in backends:
+        registry.get(b)  # an unknown name is refused with the choices
     return {"versions": versions(), "gpu": gpu_facts(), "jetson": jetson_facts(), "round_trip": round_trip(backends)}
 
 

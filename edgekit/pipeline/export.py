@@ -37,9 +37,9 @@ def export_model(request: ExportRequest, *, timing: TimingOptions | None = None,
     r = request
     out, g = r.out_dir, r.export
     if r.engine is not None:
-        from ..backends.tensorrt.options import require_gpu
+        from ..backends import registry
 
-        require_gpu()  # before any work: no TensorRT or no GPU is one line, not a half-done export
+        registry.require("tensorrt")  # before any work: no TensorRT or no GPU is one line, not a half-done export
     check_out_dir(out, r.force)
     source = open_model(r.model, r.weights, r.num_classes, r.trust_checkpoint, r.preprocess, g.plan)
     notes = list(source.notes)

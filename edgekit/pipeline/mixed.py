@@ -15,7 +15,7 @@ from .candidates import Candidate, mixed_ks
 
 
 def _score_on(s, backend: str, path: Path) -> float:
-    from .optimize import runner_for
+    from .candidates import runner_for
 
     with runner_for(Candidate("score", backend, "int8"), path, s.threads) as r:
         return s.score(r, "selection")
@@ -34,7 +34,7 @@ def mixed_candidates(s, max_drop: float, backends: list[str], notes: list[str]) 
 
     def sensitivity(path: Path) -> float:
         from ..measure.quality import run_batched
-        from .optimize import runner_for
+        from .candidates import runner_for
 
         with runner_for(Candidate("sens", "onnxruntime", "int8"), path, s.threads) as r:
             return float(((run_batched(r, sub) - sub_ref) ** 2).mean())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import importlib.util
 import json
 import shutil
 import statistics
@@ -24,21 +23,20 @@ from ..measure.timing import TimingOptions, time_runner
 from ..quantize.config import QuantConfig
 from ..stats import accuracy, agreement
 from . import candidates as opt
-from .candidates import Candidate, Measured, candidates, choose, profiled_exclusions, runtime_variants, tuning_seeds
+from .candidates import (
+    Candidate,
+    Measured,
+    candidates,
+    choose,
+    profiled_exclusions,
+    runner_for,
+    runtime_variants,
+    tuning_seeds,
+)
 
 SWEEPS = 3  # every round times each candidate alone, in turn, this many times; the median of medians decides
 PROFILED_STEPS = 4  # op types tried in float, costliest first
 KEEP_IF_FASTER = 0.97  # a float op type stays only if the whole model got 3% faster (noise is ~1-2% here)
-
-
-def runner_for(cand: Candidate, path: Path, threads: int | None):
-    if cand.backend == "openvino":
-        from ..backends.openvino import OpenVINORunner
-
-        return OpenVINORunner(path, threads, options=dict(cand.runtime))
-    from ..backends.onnxruntime import OnnxRuntimeRunner
-
-    return OnnxRuntimeRunner.tuned(path, threads, dict(cand.runtime))
 
 
 class _Search:
@@ -140,6 +138,8 @@ def optimize_artifact(ctx, q, g) -> dict:
 
     ``ctx`` is the export's StageContext, ``q`` its QuantizeOptions (the base INT8 settings and the budget),
     ``g`` its GraphOptions (the objective and the time budget)."""
+    from .._optional import available as installed
+    from ..backends import registry
     from ..backends.onnxruntime import op_times
     from ..graph.info import load_checked
     from .calib import calibration_set
@@ -150,7 +150,7 @@ def optimize_artifact(ctx, q, g) -> dict:
     base_cfg, copts = q.config(), q.calib()
     clock = opt.TimeBudget(time_budget)  # from here: calibration and the reference run count too
     max_drop = 1.0 if max_drop is None else max_drop
-    backends = ["onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+    backends = ["onnxruntime"] + (["openvino"] if registry.available("openvino") else [])
     if len(backends) == 1:
         notes.append("OpenVINO is not installed, so only onnxruntime candidates were tried "
                      "(pip install 'edgekit[openvino]')")
@@ -163,7 +163,7 @@ def optimize_artifact(ctx, q, g) -> dict:
     # round 1: precision, op exclusions, backends; FP32 always (the answer of last resort), the rest while time lasts
     built = []
     for c in candidates(source.family, backends, nncf="openvino" in backends and
-                        importlib.util.find_spec("nncf") is not None):
+                        installed("nncf")):
         if c.precision == "fp32" or clock.allows(c.name):
             built.append((c, s.artifact(c)))
     seen, unique = {}, []

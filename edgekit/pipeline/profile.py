@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from ..data.images import load_array
-from ..errors import EdgekitError
 from ..fsutil import check_out_dir, staged_dir
 from ..graph.export import onnx_from_torch
 from ..measure.facts import artifact_facts
@@ -28,7 +27,7 @@ def default_profile_out(model: str, backend: str, device: str) -> Path:
 
 @dataclass(frozen=True)
 class ProfileRequest:
-    """Everything `edgekit profile` does, once: built by the CLI, a recipe or a script."""
+    """Everything `edgekit profile` does, once: built by the CLI, a recipe or a script, checked when built."""
 
     model: str  # a .onnx file, or a zoo name with the torch backend
     out: str | None = None  # default beside the ONNX file (or edgekit-out/)
@@ -45,6 +44,11 @@ class ProfileRequest:
     max_images: int | None = None
     force: bool = False
 
+    def __post_init__(self) -> None:
+        from ..backends import registry
+
+        registry.get(self.backend)  # an unknown name lists the choices
+
     @property
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else default_profile_out(self.model, self.backend, self.device)
@@ -52,29 +56,17 @@ class ProfileRequest:
 
 def profile_model(request: ProfileRequest) -> dict:
     """Size, params, MACs, latency, peak memory and accuracy (or agreement with a reference) of one model."""
+    from ..backends import registry
+
     r = request
     model, backend, device, threads, eval_data, reference = (r.model, r.backend, r.device, r.threads, r.eval_data,
                                                               r.reference)
     weights, num_classes, trust_checkpoint, overrides = r.weights, r.num_classes, r.trust_checkpoint, r.preprocess
     max_images, force = r.max_images, r.force
-    from ..backends import get_spec
-
-    get_spec(backend)
     timing, out = r.timing, r.out_dir
     check_out_dir(out, force)
-    if backend in ("onnxruntime", "openvino") and not is_onnx(model):
-        raise EdgekitError(f"the {backend} backend runs .onnx files, not {model!r}: run `edgekit export "
-                           f"{model}` first, or pass --backend torch")
-    if backend == "torch" and is_onnx(model):
-        raise EdgekitError(f"the torch backend runs zoo models, not {model}: pass a model name, or "
-                           "--backend onnxruntime")
-    if backend == "tensorrt":
-        from ..backends.tensorrt.options import require_gpu
-
-        require_gpu()  # TensorRT and a device count above zero, or the one-line reason
-        if not is_onnx(model):
-            raise EdgekitError(f"the tensorrt backend builds its engine from an ONNX file, not {model!r}: run "
-                               f"`edgekit export {model}` first")
+    registry.require(backend)  # its library (and, for TensorRT, a GPU), or the one-line reason
+    registry.check_input(backend, model, "onnx" if is_onnx(model) else "torch")
     source = open_model(model, weights, num_classes, trust_checkpoint, overrides)
     notes = list(source.notes)
     images = images_for(source, eval_data, max_images, notes)
@@ -85,7 +77,7 @@ def profile_model(request: ProfileRequest) -> dict:
         runner = _runner(source, backend, device, threads)
         try:
             measured = measure(runner, np.ascontiguousarray(x[:max(1, timing.batch)]), timing, progress)
-            if backend == "tensorrt":  # GPU compute time (CUDA events, no copies) beside end-to-end time
+            if hasattr(runner, "compute_ms"):  # TensorRT: GPU compute time (CUDA events, no copies) beside e2e
                 from ..measure.gpu import engine_gpu_rows, relative_to, torch_cuda_rows
 
                 rows = engine_gpu_rows(runner, x, timing, progress)
@@ -124,38 +116,13 @@ def profile_model(request: ProfileRequest) -> dict:
 
 
 def _runner(source: ModelSource, backend: str, device: str, threads: int | None):
+    from ..backends import registry
+    from ..backends.base import RunnerRequest
     from .optimize import read_runtime
 
-    if backend == "onnxruntime":
-        from ..backends.onnxruntime import OnnxRuntimeRunner
-
-        tuned = read_runtime(source.onnx_path, backend)
-        if tuned and device == "cpu":
-            return OnnxRuntimeRunner.tuned(source.onnx_path, threads, tuned)
-        return OnnxRuntimeRunner(source.onnx_path, device, threads)
-    if backend == "torch":
-        from ..backends.torch import TorchRunner
-
-        return TorchRunner(source.torch_model, device, threads=threads, input_shape=source.input_shape)
-    if backend == "openvino":
-        from ..backends.openvino import OpenVINORunner
-
-        return OpenVINORunner(source.onnx_path, threads, options=read_runtime(source.onnx_path, backend))
-    if backend == "tensorrt":
-        from ..backends.tensorrt.build import engine_from_onnx
-        from ..backends.tensorrt.options import BuildOptions, graph_facts
-        from ..backends.tensorrt.runner import TensorRTRunner
-
-        facts = graph_facts(source.onnx_path)
-        opts = BuildOptions(precision="int8" if facts.qdq_nodes else facts.precision,
-                            dynamic_batch=(1, 8, 32) if facts.input_shape[0] is None else None)
-        import tempfile
-
-        # never beside the user's ONNX (that could replace their engine); the engine cache makes reruns instant
-        engine = Path(tempfile.mkdtemp(prefix="edgekit-engine-")) / (source.onnx_path.stem + ".engine")
-        engine_from_onnx(source.onnx_path, engine, opts, cache_dir=Path.home() / ".cache" / "edgekit" / "engines")
-        return TensorRTRunner(engine)
-    raise EdgekitError(f"profiling on {backend} is not available from this command yet")
+    options = read_runtime(source.onnx_path, backend) if source.onnx_path is not None else {}
+    return registry.open_runner(backend, RunnerRequest(source.onnx_path, source.torch_model, device, threads,
+                                                       options, tuple(source.input_shape)))
 
 
 def _torch_macs(source: ModelSource) -> int:

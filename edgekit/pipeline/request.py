@@ -111,9 +111,9 @@ class BackendOptions:
     builder_optimization_level: int | None = None
 
     def __post_init__(self) -> None:
-        from ..backends import get_spec
+        from ..backends import registry
 
-        spec = get_spec(self.name)
+        spec = registry.get(self.name)
         if self.device not in spec.devices:
             raise EdgekitError(f"backend {self.name} runs on {', '.join(spec.devices)}, not {self.device!r}")
         if self.threads is not None and self.threads < 1:

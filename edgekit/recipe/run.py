@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from .._optional import available as installed
 from ..errors import EdgekitError
 from .spec import Recipe
 
@@ -45,6 +46,13 @@ def dry_run(recipe: Recipe) -> list[str]:
                     ("profile.eval_data", recipe.profile.eval_data if recipe.profile else None)):
         if p is not None and not Path(p).exists():
             problems.append(f"{what}: {p} does not exist")
+    if not for_board(recipe):  # the backend that profiles here must be installed here
+        from ..backends import registry
+
+        name = recipe.backend.name
+        if not registry.available(name):
+            missing = ", ".join(m for m in registry.get(name).requires if not installed(m))
+            problems.append(f"backend {name}: {missing} is not installed here: {registry.get(name).fix}")
     if for_board(recipe):  # TensorRT is the board's: here only its build options are checked
         if recipe.quantize.precision == "fp32":
             problems.append("backend tensorrt: the Jetson bundle carries INT8 or FP16: set quantize.precision")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import EdgekitError
 from ..models.source import PreprocessOverrides
-from ..pipeline.request import BackendOptions, GraphOptions, QuantizeOptions
+from ..pipeline.request import EXPORT_BACKENDS, BackendOptions, GraphOptions, QuantizeOptions
 from ..report.check import Budget
 
 
@@ -102,9 +102,12 @@ class Recipe:
         q = self.quantize
         if q.precision != "int8" and g.optimize is None and q.max_drop is not None:
             q = replace(q, max_drop=None)  # a recipe's INT8 budget waits for `--set quantize.precision=int8`
+        b = self.backend
+        if b.name not in EXPORT_BACKENDS:  # a profile backend (openvino, torch): the export writes ONNX files
+            b = BackendOptions(threads=b.threads)
         return ExportRequest(self.model, out if out is not None else self.out, weights or self.weights,
                              self.num_classes, self.trust_checkpoint, eval_data or self.eval_data, force,
-                             self.preprocess, g, q, self.backend)
+                             self.preprocess, g, q, b)
 
 
 def load(path: str | Path, sets: list[str] | None = None) -> Recipe:

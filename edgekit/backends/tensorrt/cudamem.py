@@ -7,10 +7,9 @@ and a machine with PyTorch on CUDA already has torch. Each is a small class with
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
+from ..._optional import available as installed
 from ...errors import EdgekitError, MissingDependencyError
 
 LIBRARIES = ("cuda-python", "pycuda", "torch")
@@ -32,26 +31,18 @@ def choose_library(available: set[str], preferred: str | None = None) -> str:
                                  "(brings cuda-python) on a machine with an NVIDIA GPU")
 
 
-def _importable(module: str) -> bool:
-    """Whether ``module`` can be found (False also when it is blocked with ``sys.modules[name] = None``)."""
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def probe_devices() -> dict[str, tuple[int, str | None]]:
     """Per installed CUDA library: (devices it sees, why none). A library that imports is not a GPU: with no
     driver, cuda-python imports and ``cudaGetDeviceCount`` answers ``cudaErrorInsufficientDriver``."""
     found: dict[str, tuple[int, str | None]] = {}
-    if _importable("cuda"):
+    if installed("cuda"):
         try:
             rt = _cudart()
             err, count = rt.cudaGetDeviceCount()
             found["cuda-python"] = (int(count or 0), None) if int(err) == 0 else (0, _cuda_error(rt, err))
         except MissingDependencyError as exc:
             found["cuda-python"] = (0, str(exc))
-    if _importable("pycuda"):
+    if installed("pycuda"):
         try:
             import pycuda.driver as drv
 
@@ -59,7 +50,7 @@ def probe_devices() -> dict[str, tuple[int, str | None]]:
             found["pycuda"] = (int(drv.Device.count()), None)
         except Exception as exc:  # pycuda raises its own RuntimeError subclasses, or a bare RuntimeError
             found["pycuda"] = (0, f"{type(exc).__name__}: {str(exc).strip()[:120]}")
-    if _importable("torch"):
+    if installed("torch"):
         import torch
 
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
