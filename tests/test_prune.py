@@ -232,7 +232,6 @@ def test_finetune_resumes_after_interruption(digits, digits_model, digits_pre, t
     import copy
 
     import edgekit.prune.finetune as ft
-
     from edgekit.data.images import load_array, scan
 
     x, y = load_array(scan(digits[0], num_classes=10).subset(range(0, 1400, 7)), digits_pre)
