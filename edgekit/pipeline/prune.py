@@ -95,7 +95,9 @@ def prune_model(model: str, out: str | os.PathLike, weights: str = "imagenet", c
         plan = None
         if cfg is not None:
             taylor = None
-            if cfg.importance == "taylor":
+            from ..prune.importance import needs_gradients
+
+            if needs_gradients(cfg.importance):
                 src = ftset or evalset
                 if src is None:
                     raise EdgekitError("--importance taylor needs images: pass --finetune-data or --eval-data")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EdgekitError
+from .importance import check_importance, importance_label, make_importance, needs_gradients
 
 PLAN_VERSION = 1
-IMPORTANCES = ("l1", "l2", "bn", "taylor")
 # Torch-Pruning's graph covers these; ShuffleNetV2's channel shuffle (a reshape-transpose-reshape that
 # interleaves two branches) breaks its index mapping (ZeroDivisionError at ratio 0.5, round_to 8), so that
 # family is pruned branch by branch (prune_shufflenet.py).
@@ -30,7 +30,7 @@ UNSUPPORTED = {
 @dataclass(frozen=True)
 class PruneConfig:
     ratio: float = 0.3  # channel ratio: parameters fall by about 1 - (1 - ratio)^2
-    importance: str = "l1"
+    importance: object = "l1"  # a registered name (prune.importance) or a Torch-Pruning Importance object
     round_to: int | None = 8  # TensorRT- and SIMD-friendly widths
     global_pruning: bool = False
     layer_ratios: tuple[tuple[str, float], ...] = ()  # per-layer overrides, by module name
@@ -39,8 +39,7 @@ class PruneConfig:
         if not 0.0 < self.ratio < 1.0:
             raise EdgekitError(f"--ratio {self.ratio} must lie strictly between 0 and 1 (the share of channels "
                                "removed)")
-        if self.importance not in IMPORTANCES:
-            raise EdgekitError(f"unknown importance {self.importance!r}: choose one of {', '.join(IMPORTANCES)}")
+        check_importance(self.importance)
         if self.round_to is not None and self.round_to < 1:
             raise EdgekitError(f"--round-to {self.round_to} must be 1 or more")
         for name, r in self.layer_ratios:
@@ -73,15 +72,6 @@ def kept_layers(model, card) -> list:
     return [stem, head]
 
 
-def _importance(kind: str):
-    import torch_pruning as tp
-
-    return {"l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
-            "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
-            "bn": lambda: tp.importance.BNScaleImportance(),
-            "taylor": lambda: tp.importance.GroupTaylorImportance()}[kind]()
-
-
 def channel_counts(model) -> dict[str, int]:
     import torch
 
@@ -102,10 +92,10 @@ def prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
     ratio_dict = {_module(model, n): r for n, r in cfg.layer_ratios}
     shuffle = card.family == "shufflenet"
     pruner = None if shuffle else tp.pruner.MetaPruner(
-        model, example, importance=_importance(cfg.importance), global_pruning=cfg.global_pruning,
+        model, example, importance=make_importance(cfg.importance), global_pruning=cfg.global_pruning,
         pruning_ratio=cfg.ratio, pruning_ratio_dict=ratio_dict or None, ignored_layers=kept_layers(model, card),
         round_to=cfg.round_to)
-    if cfg.importance == "taylor":
+    if needs_gradients(cfg.importance):
         if not taylor_batches:
             raise EdgekitError("--importance taylor needs gradients from real images: pass --finetune-data or "
                                "--eval-data, or choose l1")
@@ -118,7 +108,7 @@ def prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
         if shuffle:
             from .shufflenet import prune_branches
 
-            prune_branches(model, cfg, _importance(cfg.importance))
+            prune_branches(model, cfg, make_importance(cfg.importance))
         else:
             pruner.step()
     except EdgekitError:
@@ -133,7 +123,8 @@ def prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
         "edgekit_prune_plan": PLAN_VERSION,
         "base_model": card.name,
         "input_shape": list(input_shape),
-        "config": {**asdict(cfg), "layer_ratios": dict(cfg.layer_ratios)},
+        "config": {"ratio": cfg.ratio, "importance": importance_label(cfg.importance), "round_to": cfg.round_to,
+                   "global_pruning": cfg.global_pruning, "layer_ratios": dict(cfg.layer_ratios)},
         "params": {"before": int(params0), "after": int(params1)},
         "macs": {"before": int(macs0), "after": int(macs1)},
         "layers": {n: {"kept": after[n], "of": before[n]} for n in before if after[n] != before[n]},
