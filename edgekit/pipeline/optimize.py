@@ -158,8 +158,10 @@ def optimize_artifact(source, tmp: Path, fp32_path: Path, x, y, objective: str, 
 
     # round 1: precision, op exclusions, backends; FP32 always (the answer of last resort), the rest while time lasts
     built = []
-    for c in candidates(source.family, backends, nncf="openvino" in backends and
-                        importlib.util.find_spec("nncf") is not None):
+    from ..models.registry import capabilities_of
+
+    caps = capabilities_of(source.name) if source.family else None  # the card of a zoo model (or of its export)
+    for c in candidates(caps, backends, nncf="openvino" in backends and importlib.util.find_spec("nncf") is not None):
         if c.precision == "fp32" or clock.allows(c.name):
             built.append((c, s.artifact(c)))
     seen, unique = {}, []

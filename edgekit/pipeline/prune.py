@@ -57,9 +57,9 @@ def prune_model(model: str, out: str | os.PathLike, weights: str = "imagenet", c
 
     card = get_card(source.name)
     if cfg is not None:
-        from ..prune.plan import check_family
+        from ..prune.plan import check_prunable
 
-        check_family(card.family, card.name)
+        check_prunable(card)
     student, teacher = source.torch_model, copy.deepcopy(source.torch_model).eval()
     shape = source.input_shape
     notes: list[str] = []

@@ -16,15 +16,6 @@ from ..errors import EdgekitError
 from .importance import check_importance, importance_label, make_importance, needs_gradients
 
 PLAN_VERSION = 1
-# Torch-Pruning's graph covers these; ShuffleNetV2's channel shuffle (a reshape-transpose-reshape that
-# interleaves two branches) breaks its index mapping (ZeroDivisionError at ratio 0.5, round_to 8), so that
-# family is pruned branch by branch (prune_shufflenet.py).
-PRUNABLE_FAMILIES = ("squeezenet", "mobilenet", "efficientnet", "mnasnet", "resnet", "vgg", "alexnet", "shufflenet")
-UNSUPPORTED = {
-    "densenet": "DenseNet's dense concatenations make every layer depend on all earlier ones; edgekit has no "
-                "tested rule for them yet",
-    "googlenet": "GoogLeNet's inception branches are not covered by edgekit's pruning tests yet",
-}
 
 
 @dataclass(frozen=True)
@@ -47,13 +38,12 @@ class PruneConfig:
                 raise EdgekitError(f"ratio {r} for layer {name} must lie strictly between 0 and 1")
 
 
-def check_family(family: str, name: str) -> None:
-    if family in UNSUPPORTED:
-        raise EdgekitError(f"{name} cannot be pruned safely: {UNSUPPORTED[family]}; prune another family, or "
+def check_prunable(card) -> None:
+    """The card's capabilities say how it prunes; refuse, with their reason, the ones that do not."""
+    caps = card.capabilities
+    if not caps.prunable:
+        raise EdgekitError(f"{card.name} cannot be pruned safely: {caps.prune_refusal}; prune another family, or "
                            "use --sparsity (no channels removed)")
-    if family not in PRUNABLE_FAMILIES:
-        raise EdgekitError(f"{name} ({family}) is not a family edgekit prunes: choose one of "
-                           f"{', '.join(PRUNABLE_FAMILIES)}")
 
 
 def _module(model, name: str):
@@ -84,13 +74,13 @@ def prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
     import torch
     import torch_pruning as tp
 
-    check_family(card.family, card.name)
+    check_prunable(card)
     model.eval()
     example = torch.zeros(*input_shape)
     before = channel_counts(model)
     macs0, params0 = tp.utils.count_ops_and_params(model, example)
     ratio_dict = {_module(model, n): r for n, r in cfg.layer_ratios}
-    shuffle = card.family == "shufflenet"
+    shuffle = card.capabilities.prune == "shufflenet"  # ShuffleNetV2's channel shuffle: branch by branch
     pruner = None if shuffle else tp.pruner.MetaPruner(
         model, example, importance=make_importance(cfg.importance), global_pruning=cfg.global_pruning,
         pruning_ratio=cfg.ratio, pruning_ratio_dict=ratio_dict or None, ignored_layers=kept_layers(model, card),
@@ -141,7 +131,7 @@ def rebuild(model, plan: dict, card):
         raise EdgekitError("not an edgekit pruning plan (or another version): re-run edgekit prune")
     if plan["base_model"] != card.name:
         raise EdgekitError(f"the plan is for {plan['base_model']}, not {card.name}: pass the matching model")
-    if card.family == "shufflenet":
+    if card.capabilities.prune == "shufflenet":
         from .shufflenet import rebuild_branches
 
         rebuild_branches(model, plan["layers"])
