@@ -13,7 +13,7 @@ from ..report import document as report_mod
 def _bundle_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, x, y, build: dict,
                   threads) -> dict:
     from ..backends.onnxruntime import OnnxRuntimeRunner
-    from .jetson import write_bundle
+    from .jetson import BundleModel, BundleSamples, write_bundle
 
     build = dict(build)
     budgets = build.pop("budgets", None)  # a recipe's latency budget, for the board to check
@@ -29,7 +29,8 @@ def _bundle_stage(tmp: Path, source: ModelSource, fp32_path: Path, extra: dict, 
     with OnnxRuntimeRunner(lowp, threads=threads) as r:
         got = run_batched(r, xs)
     labels = y[:256] if (y is not None and source.pretrained) else None
-    manifest = write_bundle(tmp / "bundle", source.name, lowp, precision, source.preprocess.to_dict(),
-                            source.categories, source.num_classes, xs, labels, ref, got, build, budgets,
+    model = BundleModel(source.name, lowp, precision, source.preprocess.to_dict(), source.categories,
+                        source.num_classes)
+    manifest = write_bundle(tmp / "bundle", model, BundleSamples(xs, labels, ref, got), build, budgets,
                             report_mod.environment(threads))
     return {"folder": "bundle", "expected": manifest["expected"], "trtexec": manifest["trtexec"]}
