@@ -72,3 +72,17 @@ def test_reader_materializes_once_for_the_pipelines(folder):
         calibration.from_reader(calibration.from_iterable([]))
     with pytest.raises(EdgekitError, match="not a calibration source"):
         calibration.reader_for(42, "input")
+
+
+def test_pipeline_calibration_options_take_a_reader(folder):
+    from types import SimpleNamespace
+
+    from edgekit.pipeline.calib import CalibOptions, _calibration_set
+
+    notes: list[str] = []
+    cal = _calibration_set(SimpleNamespace(preprocess=PRE, input_shape=[1, 3, 8, 8]),
+                           CalibOptions(MyReader(folder), size=5), notes)
+    assert cal.kind == "reader" and len(cal.x) == 5 and any("few" in n for n in notes)
+    with pytest.raises(EdgekitError, match=r"shape \[3, 8, 8\]; the model needs \[3, 16, 16\]"):
+        _calibration_set(SimpleNamespace(preprocess=PRE, input_shape=[1, 3, 16, 16]), CalibOptions(MyReader(folder)),
+                         [])
