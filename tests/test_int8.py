@@ -97,14 +97,6 @@ def _tiny_model(path: Path):
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
-class _Calib:
-    def __init__(self, x):
-        self.x = x
-
-    def describe(self):
-        return {"size": len(self.x)}
-
-
 @pytest.mark.parametrize("cfg,expected", [
     # cpu: Q/DQ on the 5 activations (input, conv1 out, dwconv out, pool out, flatten out; the logits stay
     # float), DQ on the 3 weights and the int32 bias; Relu folded away (asymmetric u8 activations)
@@ -115,8 +107,7 @@ class _Calib:
 def test_exact_qdq_structure_of_a_tiny_model(tmp_path, cfg, expected):
     _tiny_model(tmp_path / "tiny.onnx")
     x = np.random.default_rng(1).standard_normal((16, 1, 3, 8, 8)).astype(np.float32)[:, 0]
-    res = quantize_with_guard(tmp_path / "tiny.onnx", tmp_path / "q.onnx", cfg, _Calib(x),
-                              tmp_path / "c.json", "k")
+    res = quantize_with_guard(tmp_path / "tiny.onnx", tmp_path / "q.onnx", cfg, x, tmp_path / "c.json", "k")
     m, counts = _ops(tmp_path / "q.onnx")
     quantized_weights = {n.input[0] for n in m.graph.node if n.op_type == "DequantizeLinear"}
     if expected is None:

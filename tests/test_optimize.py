@@ -35,10 +35,20 @@ def test_ties_and_errors():
 
 
 def test_candidate_sets():
-    names = [c.name for c in candidates("squeezenet", ["onnxruntime"])]
+    from edgekit.models.registry import get_card
+
+    names = [c.name for c in candidates(get_card("squeezenet1_1").capabilities, ["onnxruntime"])]
     assert names == ["onnxruntime-fp32", "onnxruntime-int8", "onnxruntime-int8-s8", "onnxruntime-int8-no-depthwise"]
-    mb = [c.name for c in candidates("mobilenet", ["onnxruntime", "openvino"], nncf=True)]
+    mb = [c.name for c in candidates(get_card("mobilenet_v3_small").capabilities, ["onnxruntime", "openvino"],
+                                     nncf=True)]
     assert "onnxruntime-int8-no-act-se" in mb and "openvino-fp32" in mb and mb[-1] == "openvino-int8-nncf"
+    # the card decides: SE or SiLU/hard-swish blocks get the float try, MobileNetV2 (ReLU6, no SE) does not;
+    # a model without a card (an ONNX file) gets every candidate
+    assert "onnxruntime-int8-no-act-se" in [c.name for c in candidates(get_card("efficientnet_b0").capabilities,
+                                                                       ["onnxruntime"])]
+    assert "onnxruntime-int8-no-act-se" not in [c.name for c in candidates(get_card("mobilenet_v2").capabilities,
+                                                                           ["onnxruntime"])]
+    assert "onnxruntime-int8-no-act-se" in [c.name for c in candidates(None, ["onnxruntime"])]
 
 
 def test_optimize_latency_end_to_end(digits, digits_model, cli, tmp_path):

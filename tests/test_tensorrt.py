@@ -82,7 +82,7 @@ def test_trtexec_lines_pin_the_timing_flags():
 
 
 def test_graph_facts_tell_cpu_and_tensorrt_int8_apart(tmp_path):
-    from test_int8 import _Calib, _tiny_model
+    from test_int8 import _tiny_model
 
     from edgekit.backends.tensorrt.options import graph_facts
     from edgekit.quantize.config import QuantConfig
@@ -92,7 +92,7 @@ def test_graph_facts_tell_cpu_and_tensorrt_int8_apart(tmp_path):
     x = np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)
     for target, symmetric in (("cpu", False), ("tensorrt", True)):
         quantize_with_guard(tmp_path / "t.onnx", tmp_path / f"{target}.onnx", QuantConfig(target=target),
-                            _Calib(x), tmp_path / f"{target}.json", "k")
+                            x, tmp_path / f"{target}.json", "k")
         facts = graph_facts(tmp_path / f"{target}.onnx")
         assert facts.symmetric is symmetric and facts.qdq_nodes > 0 and facts.input_shape == (1, 3, 8, 8)
     assert graph_facts(tmp_path / "t.onnx").qdq_nodes == 0

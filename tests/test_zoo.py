@@ -62,3 +62,33 @@ def test_models_command_lists_edge_models(cli):
     assert rows["mobilenet_v2"]["acc1"] == get_card("mobilenet_v2").reference["acc1"]
     code, out, _ = cli("models", "--all")
     assert code == 0 and "vgg16" in out and "squeezenet1_1" in out
+
+
+def _has_se(model) -> bool:
+    """torchvision's SqueezeExcitation, or the squeeze conv of lukemelas-style blocks (the EfficientNet-Lite
+    package's code, whose Lite variants build none)."""
+    return any(type(m).__name__ == "SqueezeExcitation" or hasattr(m, "_se_reduce") for m in model.modules())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_capabilities_match_real_model(name):
+    """What the card says prune and --optimize may rely on, checked against the built network."""
+    import torch
+    import torchvision
+
+    card = get_card(name)
+    caps, model = card.capabilities, card.build(1000)
+    mods = list(model.modules())
+    assert caps.has_se == _has_se(model)
+    depthwise = any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 and m.in_channels == m.groups for m in mods)
+    assert ("depthwise" in caps.int8_sensitive) == depthwise
+    assert ("hardswish" in caps.int8_sensitive) == any(isinstance(m, torch.nn.Hardswish) for m in mods)
+    silu = any(isinstance(m, torch.nn.SiLU) or "Swish" in type(m).__name__ for m in mods)
+    assert ("silu" in caps.int8_sensitive) == silu
+    # only ShuffleNetV2's channel shuffle needs the branch-by-branch pruner
+    assert (caps.prune == "shufflenet") == isinstance(model, torchvision.models.ShuffleNetV2)
+    if not caps.prunable:
+        from edgekit.prune.plan import PruneConfig, prune
+
+        with pytest.raises(EdgekitError, match=f"cannot be pruned safely: {caps.prune_refusal}"):
+            prune(model, card, [1, 3, 64, 64], PruneConfig(0.3))

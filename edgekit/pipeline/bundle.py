@@ -12,7 +12,7 @@ def bundle_stage(ctx, lowp: Path, precision: str, build: dict, budgets: dict | N
     """The bundle for the board: the low-precision file, its build options, and the logits the board must
     reproduce (FP32 and low-precision, on up to 256 of the evaluation images)."""
     from ..backends.onnxruntime import OnnxRuntimeRunner
-    from .jetson import write_bundle
+    from .jetson import BundleModel, BundleSamples, write_bundle
 
     source, tmp, fp32_path, x, y, threads = ctx.source, ctx.tmp, ctx.fp32_path, ctx.x, ctx.y, ctx.threads
     xs = x[:256]
@@ -21,7 +21,8 @@ def bundle_stage(ctx, lowp: Path, precision: str, build: dict, budgets: dict | N
     with OnnxRuntimeRunner(lowp, threads=threads) as r:
         got = run_batched(r, xs)
     labels = y[:256] if (y is not None and source.pretrained) else None
-    manifest = write_bundle(tmp / "bundle", source.name, lowp, precision, source.preprocess.to_dict(),
-                            source.categories, source.num_classes, xs, labels, ref, got, build, budgets,
+    model = BundleModel(source.name, lowp, precision, source.preprocess.to_dict(), source.categories,
+                        source.num_classes)
+    manifest = write_bundle(tmp / "bundle", model, BundleSamples(xs, labels, ref, got), build, budgets,
                             report_mod.environment(threads))
     return {"folder": "bundle", "expected": manifest["expected"], "trtexec": manifest["trtexec"]}

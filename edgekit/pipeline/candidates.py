@@ -62,16 +62,17 @@ class Measured:
                 "metric": self.metric, "drop": self.drop, "file": self.file, **self.extra}
 
 
-def candidates(family: str | None, backends: list[str], nncf: bool = False) -> list[Candidate]:
+def candidates(caps, backends: list[str], nncf: bool = False) -> list[Candidate]:
     """The candidate set: FP32 and INT8 per backend, plus the INT8 exclusions that profiling showed matter
-    (depthwise convs; the SiLU/hard-swish and SE blocks whose quantized forms are slow on CPU)."""
+    (depthwise convs; the SiLU/hard-swish and SE blocks whose quantized forms are slow on CPU, where the model's
+    card ``caps`` says it has them; ``caps`` None, a model without a card: tried)."""
     out = []
     for be in backends:
         out.append(Candidate(f"{be}-fp32", be, "fp32"))
         out.append(Candidate(f"{be}-int8", be, "int8"))
         out.append(Candidate(f"{be}-int8-s8", be, "int8", symmetric_activations=True))
         out.append(Candidate(f"{be}-int8-no-depthwise", be, "int8", exclude=("depthwise",)))
-        if family in ("mobilenet", "efficientnet", "mnasnet", None):
+        if caps is None or caps.slow_int8_blocks:
             out.append(Candidate(f"{be}-int8-no-act-se", be, "int8", exclude=("se", "hardswish", "silu")))
     if nncf and "openvino" in backends:
         out.append(Candidate("openvino-int8-nncf", "openvino", "int8", nncf=True))

@@ -56,7 +56,7 @@ def judge_images(source, x, y, images, cal, progress) -> Judge:
         sx, _, hx, _ = halves(jx)
         return Judge(sx, None, hx, None, f"top-1 agreement with FP32 on calibration-folder images held out from "
                                          f"calibration: layers chosen on {len(sx)}, figure on the other {len(hx)}")
-    same = cal.kind != "tensors" and Path(cal.source).resolve() == Path(images.root).resolve()
+    same = cal.kind in ("images", "builtin") and Path(cal.source).resolve() == Path(images.root).resolve()
     what = "also calibrated on" if same else "not used for calibration"
     if len(x) < 2:
         return Judge(x, None, x, None, f"top-1 agreement with FP32 on {len(x)} eval image ({what})")
@@ -91,7 +91,7 @@ def int8_stage(ctx, q) -> dict:
     from ..graph.info import load_checked, op_counts, write_meta
     from ..measure.facts import artifact_facts
     from ..measure.timing import compare_latency
-    from ..quantize.guard import quantize_with_guard
+    from ..quantize.guard import GuardOptions, quantize_with_guard
     from .calib import calibration_set
     from .common import read_onnx_meta
 
@@ -127,8 +127,8 @@ def int8_stage(ctx, q) -> dict:
                                 "target": cfg.target}, cal)
     cache_file = Path(copts.cache) if copts.cache else calibration.DEFAULT_CACHE_DIR / f"{source.name}-{key[:16]}.json"
     int8_path = tmp / "model_int8.onnx"
-    result = quantize_with_guard(fp32_path, int8_path, cfg, cal, cache_file, key, metric, sel_base, budget,
-                                 sensitivity, progress, max_float_layers)
+    guard = GuardOptions(metric, sel_base, budget, sensitivity, max_float_layers)
+    result = quantize_with_guard(fp32_path, int8_path, cfg, cal, cache_file, key, guard, progress)
     held_int8 = logits_of(int8_path, judge.held_x)
     held_score = score(held_int8, judge.held_y, held_ref)
     held_drop = held_base - held_score

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -101,11 +102,33 @@ def read_manifest(bundle: Path) -> dict:
     return doc
 
 
-def write_bundle(folder: Path, model_name: str, onnx_path: Path, precision: str, preprocess: dict,
-                 categories, num_classes: int, x: np.ndarray, y: np.ndarray | None, fp32_logits: np.ndarray,
-                 lowp_logits: np.ndarray, build: dict, budgets: dict | None, host: dict,
-                 tolerance: dict | None = None) -> dict:
+@dataclass(frozen=True)
+class BundleModel:
+    """The low-precision file the board builds, and what it needs to read its inputs and outputs."""
+
+    name: str
+    onnx_path: Path
+    precision: str  # int8 | fp16
+    preprocess: dict
+    categories: list[str] | None
+    num_classes: int
+
+
+@dataclass(frozen=True)
+class BundleSamples:
+    """What the board must reproduce: the host's images, labels, and both files' logits on them."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    fp32_logits: np.ndarray
+    lowp_logits: np.ndarray
+
+
+def write_bundle(folder: Path, model: BundleModel, samples: BundleSamples, build: dict, budgets: dict | None,
+                 host: dict, tolerance: dict | None = None) -> dict:
     """Write the bundle into ``folder`` (which the caller stages and renames); returns the manifest."""
+    model_name, onnx_path, precision = model.name, model.onnx_path, model.precision
+    x, y, fp32_logits, lowp_logits = samples.x, samples.y, samples.fp32_logits, samples.lowp_logits
     from ..backends.tensorrt.options import BuildOptions, graph_facts
     from ..backends.tensorrt.trtexec import trtexec_command
     from ..fsutil import atomic_write_text, sha256_file, write_json
@@ -132,8 +155,8 @@ def write_bundle(folder: Path, model_name: str, onnx_path: Path, precision: str,
                 "top1_fp32": accuracy(fp32_logits, y)["top1"] if y is not None else None, "n": int(len(x))}
     manifest = {
         "edgekit_bundle": BUNDLE_VERSION, "model": model_name, "precision": precision, "onnx": onnx_path.name,
-        "input_name": graph.input_name, "input_shape": [1, *x.shape[1:]], "preprocess": preprocess,
-        "categories": categories, "num_classes": num_classes, "samples": "samples.npz",
+        "input_name": graph.input_name, "input_shape": [1, *x.shape[1:]], "preprocess": model.preprocess,
+        "categories": model.categories, "num_classes": model.num_classes, "samples": "samples.npz",
         "files": {n: sha256_file(folder / n) for n in (onnx_path.name, "samples.npz", "trtexec.sh", "README.md")},
         "expected": expected, "tolerance": tolerance or {"agreement_points": 2.0, "top1_points": 1.0},
         "budgets": budgets or {}, "build": {**build, "precision": precision}, "trtexec": lines, "host": host,

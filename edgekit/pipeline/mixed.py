@@ -24,7 +24,7 @@ def _score_on(s, backend: str, path: Path) -> float:
 def mixed_candidates(s, max_drop: float, backends: list[str], notes: list[str]) -> tuple[list[Candidate], dict]:
     """Rank the layers with the guard (judged on the selection half, by the worst of the backends, so its k fits
     every backend), then one candidate per backend and scheduled k. None when full INT8 already fits."""
-    from ..quantize.guard import quantize_with_guard
+    from ..quantize.guard import GuardOptions, quantize_with_guard
 
     sel_x, _, sel_ref = s.halves["selection"]
     sub, sub_ref = sel_x[:64], sel_ref[:64]
@@ -40,9 +40,9 @@ def mixed_candidates(s, max_drop: float, backends: list[str], notes: list[str]) 
             return float(((run_batched(r, sub) - sub_ref) ** 2).mean())
 
     (s.tmp / "candidates").mkdir(exist_ok=True)
+    guard = GuardOptions(worst, s.baseline["selection"], max_drop, sensitivity)
     result = quantize_with_guard(s.fp32_path, s.tmp / "candidates" / "int8-guard.onnx", s.base_cfg, s.cal,
-                                 s.cache_file, s.key, metric=worst, baseline=s.baseline["selection"],
-                                 max_drop=max_drop, sensitivity_error=sensitivity, progress=s.progress)
+                                 s.cache_file, s.key, guard, s.progress)
     info = {"guard_drop": result.drop, "guard_float_layers": len(result.guard_nodes),
             "guard_within_budget": result.within_budget,
             "ranking": [{"node": n, "error": e} for n, e in result.sensitivity[:10]]}

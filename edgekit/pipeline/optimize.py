@@ -39,14 +39,33 @@ PROFILED_STEPS = 4  # op types tried in float, costliest first
 KEEP_IF_FASTER = 0.97  # a float op type stays only if the whole model got 3% faster (noise is ~1-2% here)
 
 
+@dataclasses.dataclass(frozen=True)
+class Quantizing:
+    """How the search quantizes: the base config, the (materialized) calibration set and its range cache."""
+
+    cfg: QuantConfig
+    cal: object  # a CalibrationSet: read once per config, and its array feeds NNCF
+    cache_file: Path
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Running:
+    """How the search runs and times candidates."""
+
+    threads: int | None
+    timing: TimingOptions
+    progress: object = None
+
+
 class _Search:
     """Shared state of one --optimize run: the calibration set, the judge images, built files, measurements."""
 
-    def __init__(self, source, tmp: Path, fp32_path: Path, x, y, base_cfg: QuantConfig, cal, cache_file: Path,
-                 key: str, threads, timing: TimingOptions, progress) -> None:
+    def __init__(self, source, tmp: Path, fp32_path: Path, x, y, quant: Quantizing, run: Running) -> None:
         self.source, self.tmp, self.fp32_path, self.x = source, tmp, fp32_path, x
-        self.base_cfg, self.cal, self.cache_file, self.key = base_cfg, cal, cache_file, key
-        self.threads, self.timing, self.progress = threads, timing, progress
+        self.base_cfg, self.cal, self.cache_file, self.key = quant.cfg, quant.cal, quant.cache_file, quant.key
+        self.threads, self.timing, self.progress = run.threads, run.timing, run.progress
+        threads, progress, cal = run.threads, run.progress, quant.cal
         self.files: dict[tuple, Path] = {}
         self.labelled = y is not None and source.pretrained
         pool_x, pool_y = x, (y if self.labelled else None)
@@ -158,12 +177,15 @@ def optimize_artifact(ctx, q, g) -> dict:
     key = calibration.cache_key(sha256_file(fp32_path), source.preprocess, {**base_cfg.method_fields(),
                                 "target": "cpu"}, cal)
     cache_file = Path(copts.cache) if copts.cache else calibration.DEFAULT_CACHE_DIR / f"{source.name}-{key[:16]}.json"
-    s = _Search(source, tmp, fp32_path, x, y, base_cfg, cal, cache_file, key, threads, timing, progress)
+    s = _Search(source, tmp, fp32_path, x, y, Quantizing(base_cfg, cal, cache_file, key),
+                Running(threads, timing, progress))
 
     # round 1: precision, op exclusions, backends; FP32 always (the answer of last resort), the rest while time lasts
     built = []
-    for c in candidates(source.family, backends, nncf="openvino" in backends and
-                        installed("nncf")):
+    from ..models.registry import capabilities_of
+
+    caps = capabilities_of(source.name) if source.family else None  # the card of a zoo model (or of its export)
+    for c in candidates(caps, backends, nncf="openvino" in backends and installed("nncf")):
         if c.precision == "fp32" or clock.allows(c.name):
             built.append((c, s.artifact(c)))
     seen, unique = {}, []

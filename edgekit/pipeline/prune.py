@@ -81,9 +81,9 @@ def prune_model(request: PruneRequest, *, timing: TimingOptions | None = None) -
 
     card = get_card(source.name)
     if cfg is not None:
-        from ..prune.plan import check_family
+        from ..prune.plan import check_prunable
 
-        check_family(card.family, card.name)
+        check_prunable(card)
     student, teacher = source.torch_model, copy.deepcopy(source.torch_model).eval()
     shape = source.input_shape
     notes: list[str] = []
@@ -119,7 +119,9 @@ def prune_model(request: PruneRequest, *, timing: TimingOptions | None = None) -
         plan = None
         if cfg is not None:
             taylor = None
-            if cfg.importance == "taylor":
+            from ..prune.importance import needs_gradients
+
+            if needs_gradients(cfg.importance):
                 src = ftset or evalset
                 if src is None:
                     raise EdgekitError("--importance taylor needs images: pass --finetune-data or --eval-data")

@@ -9,28 +9,19 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EdgekitError
+from .importance import check_importance, importance_label, make_importance, needs_gradients
 
 PLAN_VERSION = 1
-IMPORTANCES = ("l1", "l2", "bn", "taylor")
-# Torch-Pruning's graph covers these; ShuffleNetV2's channel shuffle (a reshape-transpose-reshape that
-# interleaves two branches) breaks its index mapping (ZeroDivisionError at ratio 0.5, round_to 8), so that
-# family is pruned branch by branch (prune_shufflenet.py).
-PRUNABLE_FAMILIES = ("squeezenet", "mobilenet", "efficientnet", "mnasnet", "resnet", "vgg", "alexnet", "shufflenet")
-UNSUPPORTED = {
-    "densenet": "DenseNet's dense concatenations make every layer depend on all earlier ones; edgekit has no "
-                "tested rule for them yet",
-    "googlenet": "GoogLeNet's inception branches are not covered by edgekit's pruning tests yet",
-}
 
 
 @dataclass(frozen=True)
 class PruneConfig:
     ratio: float = 0.3  # channel ratio: parameters fall by about 1 - (1 - ratio)^2
-    importance: str = "l1"
+    importance: object = "l1"  # a registered name (prune.importance) or a Torch-Pruning Importance object
     round_to: int | None = 8  # TensorRT- and SIMD-friendly widths
     global_pruning: bool = False
     layer_ratios: tuple[tuple[str, float], ...] = ()  # per-layer overrides, by module name
@@ -39,8 +30,7 @@ class PruneConfig:
         if not 0.0 < self.ratio < 1.0:
             raise EdgekitError(f"--ratio {self.ratio} must lie strictly between 0 and 1 (the share of channels "
                                "removed)")
-        if self.importance not in IMPORTANCES:
-            raise EdgekitError(f"unknown importance {self.importance!r}: choose one of {', '.join(IMPORTANCES)}")
+        check_importance(self.importance)
         if self.round_to is not None and self.round_to < 1:
             raise EdgekitError(f"--round-to {self.round_to} must be 1 or more")
         for name, r in self.layer_ratios:
@@ -48,13 +38,12 @@ class PruneConfig:
                 raise EdgekitError(f"ratio {r} for layer {name} must lie strictly between 0 and 1")
 
 
-def check_family(family: str, name: str) -> None:
-    if family in UNSUPPORTED:
-        raise EdgekitError(f"{name} cannot be pruned safely: {UNSUPPORTED[family]}; prune another family, or "
+def check_prunable(card) -> None:
+    """The card's capabilities say how it prunes; refuse, with their reason, the ones that do not."""
+    caps = card.capabilities
+    if not caps.prunable:
+        raise EdgekitError(f"{card.name} cannot be pruned safely: {caps.prune_refusal}; prune another family, or "
                            "use --sparsity (no channels removed)")
-    if family not in PRUNABLE_FAMILIES:
-        raise EdgekitError(f"{name} ({family}) is not a family edgekit prunes: choose one of "
-                           f"{', '.join(PRUNABLE_FAMILIES)}")
 
 
 def _module(model, name: str):
@@ -73,15 +62,6 @@ def kept_layers(model, card) -> list:
     return [stem, head]
 
 
-def _importance(kind: str):
-    import torch_pruning as tp
-
-    return {"l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
-            "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
-            "bn": lambda: tp.importance.BNScaleImportance(),
-            "taylor": lambda: tp.importance.GroupTaylorImportance()}[kind]()
-
-
 def channel_counts(model) -> dict[str, int]:
     import torch
 
@@ -94,18 +74,18 @@ def prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
     import torch
     import torch_pruning as tp
 
-    check_family(card.family, card.name)
+    check_prunable(card)
     model.eval()
     example = torch.zeros(*input_shape)
     before = channel_counts(model)
     macs0, params0 = tp.utils.count_ops_and_params(model, example)
     ratio_dict = {_module(model, n): r for n, r in cfg.layer_ratios}
-    shuffle = card.family == "shufflenet"
+    shuffle = card.capabilities.prune == "shufflenet"  # ShuffleNetV2's channel shuffle: branch by branch
     pruner = None if shuffle else tp.pruner.MetaPruner(
-        model, example, importance=_importance(cfg.importance), global_pruning=cfg.global_pruning,
+        model, example, importance=make_importance(cfg.importance), global_pruning=cfg.global_pruning,
         pruning_ratio=cfg.ratio, pruning_ratio_dict=ratio_dict or None, ignored_layers=kept_layers(model, card),
         round_to=cfg.round_to)
-    if cfg.importance == "taylor":
+    if needs_gradients(cfg.importance):
         if not taylor_batches:
             raise EdgekitError("--importance taylor needs gradients from real images: pass --finetune-data or "
                                "--eval-data, or choose l1")
@@ -118,7 +98,7 @@ def prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
         if shuffle:
             from .shufflenet import prune_branches
 
-            prune_branches(model, cfg, _importance(cfg.importance))
+            prune_branches(model, cfg, make_importance(cfg.importance))
         else:
             pruner.step()
     except EdgekitError:
@@ -133,7 +113,8 @@ def prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
         "edgekit_prune_plan": PLAN_VERSION,
         "base_model": card.name,
         "input_shape": list(input_shape),
-        "config": {**asdict(cfg), "layer_ratios": dict(cfg.layer_ratios)},
+        "config": {"ratio": cfg.ratio, "importance": importance_label(cfg.importance), "round_to": cfg.round_to,
+                   "global_pruning": cfg.global_pruning, "layer_ratios": dict(cfg.layer_ratios)},
         "params": {"before": int(params0), "after": int(params1)},
         "macs": {"before": int(macs0), "after": int(macs1)},
         "layers": {n: {"kept": after[n], "of": before[n]} for n in before if after[n] != before[n]},
@@ -150,7 +131,7 @@ def rebuild(model, plan: dict, card):
         raise EdgekitError("not an edgekit pruning plan (or another version): re-run edgekit prune")
     if plan["base_model"] != card.name:
         raise EdgekitError(f"the plan is for {plan['base_model']}, not {card.name}: pass the matching model")
-    if card.family == "shufflenet":
+    if card.capabilities.prune == "shufflenet":
         from .shufflenet import rebuild_branches
 
         rebuild_branches(model, plan["layers"])

@@ -7,10 +7,6 @@ from .config import EXCLUDE_KINDS, WEIGHTED_OPS, QuantConfig
 
 # --- which nodes stay in float: pure functions of the graph ---------------------------------------------
 
-def _producers(model) -> dict:
-    return {o: n for n in model.graph.node for o in n.output}
-
-
 def _consumers(model) -> dict:
     out: dict = {}
     for n in model.graph.node:

@@ -13,6 +13,20 @@ from .exclusions import excluded_nodes
 from .ort import preprocess_for_quantization, run_quantizer
 
 
+@dataclass(frozen=True)
+class GuardOptions:
+    """The accuracy guard: ``metric(path)`` scores a model (top-1 % or agreement %, higher is better) and
+    ``baseline`` is the float model's score; with ``max_drop``, layers return to float (the most sensitive first,
+    by ``sensitivity_error(path)``, a model's output error on a small subset) until the drop fits, at most
+    ``max_float_layers`` of them (NNCF's max_num_iterations)."""
+
+    metric: Callable[[Path], float]
+    baseline: float
+    max_drop: float | None = None
+    sensitivity_error: Callable[[Path], float] | None = None
+    max_float_layers: int | None = None
+
+
 @dataclass
 class GuardStep:
     float_nodes: list[str]
@@ -53,18 +67,19 @@ def _exclusion_schedule(n: int) -> list[int]:
 
 
 def quantize_with_guard(fp32_path: Path, out_path: Path, cfg: QuantConfig, calib, cache_file: Path,
-                        cache_key: str, metric: Callable[[Path], float] | None = None, baseline: float | None = None,
-                        max_drop: float | None = None, sensitivity_error: Callable[[Path], float] | None = None,
-                        progress=None, max_float_layers: int | None = None) -> Int8Result:
-    """INT8 QDQ model at ``out_path``; with ``max_drop``, float layers are added until the drop fits.
+                        cache_key: str, guard: GuardOptions | None = None, progress=None) -> Int8Result:
+    """INT8 QDQ model at ``out_path``; with ``guard.max_drop``, float layers are added until the drop fits.
 
-    ``metric(path)`` scores a model (top-1 % or agreement %, higher is better) and ``baseline`` is the
-    float model's score. ``sensitivity_error(path)`` measures a model's output error on a small subset.
-    ``max_float_layers`` caps how many layers the guard may return to float (NNCF's max_num_iterations).
+    ``calib`` is a calibration source (see ``edgekit.data.calibration.reader_for``): a ``CalibrationSet``, an
+    array of preprocessed samples, any reader with ``get_next()`` (onnxruntime's ``CalibrationDataReader``
+    shape) or an iterable of batches. It is read at most once, and only when ``cache_file`` holds no ranges
+    under ``cache_key``: the guard's repeated quantizations (sensitivity, trials) reuse the ranges of that one
+    pass, so a one-shot reader is enough here. A caller that calibrates one source several times (another
+    config, another cache key) materializes it first with ``calibration.from_reader``.
     """
     import onnx
 
-    from ..data.calibration import ArrayReader, read_cache, write_cache
+    from ..data.calibration import describe_source, read_cache, reader_for, write_cache
 
     with tempfile.TemporaryDirectory(prefix="edgekit-q-") as tmpdir:
         tmp = Path(tmpdir)
@@ -80,14 +95,15 @@ def quantize_with_guard(fp32_path: Path, out_path: Path, cfg: QuantConfig, calib
         if cached is not None:
             ranges_file.write_text(json.dumps(cached))
         else:
-            reader = ArrayReader(calib.x, input_name)
+            reader = reader_for(calib, input_name)
         run_quantizer(pre, out_path, cfg, ranges_file, reader, base_excl)
         if cached is None:
             write_cache(cache_file, cache_key, json.loads(ranges_file.read_text()),
-                        {"model": fp32_path.name, "config": cfg.method_fields(), "calibration": calib.describe()})
+                        {"model": fp32_path.name, "config": cfg.method_fields(), "calibration": describe_source(calib)})
 
-        if metric is None:
+        if guard is None:
             return Int8Result(out_path, base_excl, [], None, None, None, None, cache=cache_info)
+        metric, baseline, max_drop = guard.metric, guard.baseline, guard.max_drop
         score = metric(out_path)
         drop = baseline - score
         steps = [GuardStep(list(base_excl), score, drop)]
@@ -105,20 +121,20 @@ def quantize_with_guard(fp32_path: Path, out_path: Path, cfg: QuantConfig, calib
             for name in candidates:
                 one = tmp / "one.onnx"
                 run_quantizer(pre, one, cfg, ranges_file, None, nodes_to_quantize=[name])
-                errors.append((name, float(sensitivity_error(one))))
+                errors.append((name, float(guard.sensitivity_error(one))))
                 prog.advance(task)
             errors.sort(key=lambda t: -t[1])
             best = (drop, out_path.read_bytes(), [])
             task = prog.add_task("INT8 accuracy guard", total=None)
-            limit = len(errors) if max_float_layers is None else min(len(errors), max_float_layers)
+            limit = len(errors) if guard.max_float_layers is None else min(len(errors), guard.max_float_layers)
             for k in _exclusion_schedule(limit):
-                guard = [n for n, _ in errors[:k]]
+                floated = [n for n, _ in errors[:k]]
                 trial = tmp / "trial.onnx"
-                run_quantizer(pre, trial, cfg, ranges_file, None, base_excl + guard)
+                run_quantizer(pre, trial, cfg, ranges_file, None, base_excl + floated)
                 score = metric(trial)
-                steps.append(GuardStep(base_excl + guard, score, baseline - score))
+                steps.append(GuardStep(base_excl + floated, score, baseline - score))
                 if baseline - score < best[0]:
-                    best = (baseline - score, trial.read_bytes(), guard)
+                    best = (baseline - score, trial.read_bytes(), floated)
                 if baseline - score <= max_drop:
                     break
             prog.remove_task(task)

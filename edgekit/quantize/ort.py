@@ -32,7 +32,11 @@ def _quiet():
 
 def run_quantizer(model_path: Path, out_path: Path, cfg: QuantConfig, ranges_file: Path, reader=None,
                   nodes_to_exclude=(), nodes_to_quantize=None) -> None:
-    """quantize_static with ranges from ``ranges_file`` (computed from ``reader`` and saved there if absent)."""
+    """quantize_static with ranges from ``ranges_file`` (computed from ``reader`` and saved there if absent).
+
+    ``reader``: any object with ``get_next() -> {input_name: array} | None`` (onnxruntime's
+    ``CalibrationDataReader`` shape, see ``edgekit.data.calibration``); read once, only when ranges are computed.
+    """
     from onnxruntime.quantization import quantize_static
 
     kwargs = ort_arguments(cfg)
