@@ -1,7 +1,7 @@
 """Pruning x INT8 on this CPU: size (MB and gzip MB), MACs and onnxruntime latency, timed on a real photo.
 
 Random weights: size, MACs and latency do not depend on the values (accuracy is not measured here; see
-tests/test_prune.py for pruning with fine-tuning on real data). Timed on a preprocessed built-in photo, not on
+tests/prune/test_prune.py for pruning with fine-tuning on real data). Timed on a preprocessed built-in photo, not on
 zeros, whose activations can take faster paths (denormals, zero skipping) than real ones.
 
     python benchmarks/prune.py --threads 2

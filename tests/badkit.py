@@ -1,4 +1,4 @@
-"""The bad (and odd-but-valid) inputs of tests/test_bad_inputs.py, written once into a folder."""
+"""The bad (and odd-but-valid) inputs of tests/cli/test_bad_inputs.py, written once into a folder."""
 
 from __future__ import annotations
 

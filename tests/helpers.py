@@ -68,3 +68,24 @@ def train_digits_model(train_dir: Path, epochs: int = 12, seed: int = 0):
     finally:
         torch.use_deterministic_algorithms(False)
         torch.set_num_threads(threads)
+
+
+def tiny_onnx_classifier(path: Path):
+    """A conv, a depthwise conv and a Gemm over 8x8 inputs: every kind of node the quantizer treats apart."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), "dw"),
+             numpy_helper.from_array(rng.standard_normal((5, 4)).astype(np.float32), "fc"),
+             numpy_helper.from_array(np.zeros(5, np.float32), "fcb")]
+    nodes = [helper.make_node("Conv", ["input", "w1"], ["a"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["b"], name="relu"),
+             helper.make_node("Conv", ["b", "dw"], ["c"], name="dwconv", group=4, pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["c"], ["d"], name="gap"),
+             helper.make_node("Flatten", ["d"], ["e"], name="flat"),
+             helper.make_node("Gemm", ["e", "fc", "fcb"], ["logits"], name="fc", transB=1)]
+    g = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 5])], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))

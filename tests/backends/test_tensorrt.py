@@ -82,13 +82,13 @@ def test_trtexec_lines_pin_the_timing_flags():
 
 
 def test_graph_facts_tell_cpu_and_tensorrt_int8_apart(tmp_path):
-    from test_int8 import _tiny_model
+    from helpers import tiny_onnx_classifier
 
     from edgekit.backends.tensorrt.options import graph_facts
     from edgekit.quantize.config import QuantConfig
     from edgekit.quantize.guard import quantize_with_guard
 
-    _tiny_model(tmp_path / "t.onnx")
+    tiny_onnx_classifier(tmp_path / "t.onnx")
     x = np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)
     for target, symmetric in (("cpu", False), ("tensorrt", True)):
         quantize_with_guard(tmp_path / "t.onnx", tmp_path / f"{target}.onnx", QuantConfig(target=target),

@@ -14,7 +14,7 @@ from edgekit.backends.tensorrt.options import BuildOptions, GraphFacts, build_re
 from edgekit.backends.tensorrt.trtexec import trtexec_command
 from edgekit.errors import EdgekitError, MissingDependencyError
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "assets"
 QDQ = GraphFacts("int8", 120, True, "input", (1, 3, 224, 224))
 FP32 = GraphFacts("fp32", 0, True, "input", (1, 3, 224, 224))
 FP16 = GraphFacts("fp16", 0, True, "input", (1, 3, 224, 224))
@@ -195,11 +195,11 @@ def test_onnxruntime_refuses_a_silent_provider_downgrade(tmp_path, monkeypatch):
     """This onnxruntime is a CPU build: asked for CUDA (made to look available), it starts the session on the CPU
     with a warning the log level hides. The session's own provider list shows it."""
     import onnxruntime as ort
-    from test_int8 import _tiny_model
+    from helpers import tiny_onnx_classifier
 
     from edgekit.backends.onnxruntime import session_from_onnx
 
-    _tiny_model(tmp_path / "t.onnx")
+    tiny_onnx_classifier(tmp_path / "t.onnx")
     real = ort.get_available_providers()
     assert "CUDAExecutionProvider" not in real
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", *real])

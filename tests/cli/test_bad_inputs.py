@@ -27,7 +27,7 @@ import badkit
 import pytest
 from helpers import DIGITS_FLAGS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EDGEKIT = Path(sys.executable).parent / "edgekit"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
 X = ["export", "squeezenet1_1", "--weights", "random", "--input-size", "32"]  # squeezenet runs from 17 px up

@@ -15,7 +15,7 @@ from edgekit.errors import EdgekitError
 from edgekit.recipe import run as rr
 from edgekit.recipe import spec as rc
 
-RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
 
 
 def test_recipes_shipped_for_every_family_and_target():

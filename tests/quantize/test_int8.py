@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from helpers import DIGITS_FLAGS
+from helpers import DIGITS_FLAGS, tiny_onnx_classifier
 from PIL import Image
 
 from edgekit.data.calibration import cache_key, from_folder
@@ -78,25 +77,6 @@ def test_int8_graph_is_qdq_per_channel_u8(int8_export):
     assert zero_points and all(z.data_type == onnx.TensorProto.UINT8 for z in zero_points)  # CPU: u8 activations
 
 
-def _tiny_model(path: Path):
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w1"),
-             numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), "dw"),
-             numpy_helper.from_array(rng.standard_normal((5, 4)).astype(np.float32), "fc"),
-             numpy_helper.from_array(np.zeros(5, np.float32), "fcb")]
-    nodes = [helper.make_node("Conv", ["input", "w1"], ["a"], name="conv", pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["a"], ["b"], name="relu"),
-             helper.make_node("Conv", ["b", "dw"], ["c"], name="dwconv", group=4, pads=[1, 1, 1, 1]),
-             helper.make_node("GlobalAveragePool", ["c"], ["d"], name="gap"),
-             helper.make_node("Flatten", ["d"], ["e"], name="flat"),
-             helper.make_node("Gemm", ["e", "fc", "fcb"], ["logits"], name="fc", transB=1)]
-    g = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
-                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 5])], inits)
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-
-
 @pytest.mark.parametrize("cfg,expected", [
     # cpu: Q/DQ on the 5 activations (input, conv1 out, dwconv out, pool out, flatten out; the logits stay
     # float), DQ on the 3 weights and the int32 bias; Relu folded away (asymmetric u8 activations)
@@ -105,7 +85,7 @@ def _tiny_model(path: Path):
     (QuantConfig(target="tensorrt"), "tensorrt"),
 ])
 def test_exact_qdq_structure_of_a_tiny_model(tmp_path, cfg, expected):
-    _tiny_model(tmp_path / "tiny.onnx")
+    tiny_onnx_classifier(tmp_path / "tiny.onnx")
     x = np.random.default_rng(1).standard_normal((16, 1, 3, 8, 8)).astype(np.float32)[:, 0]
     res = quantize_with_guard(tmp_path / "tiny.onnx", tmp_path / "q.onnx", cfg, x, tmp_path / "c.json", "k")
     m, counts = _ops(tmp_path / "q.onnx")

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from helpers import tiny_onnx_classifier
 from PIL import Image
-from test_int8 import _tiny_model
 
 from edgekit.data import calibration
 from edgekit.errors import EdgekitError
@@ -26,7 +26,7 @@ def folder(tmp_path):
     d.mkdir()
     for i in range(12):
         Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "RGB").save(d / f"{i:02d}.png")
-    _tiny_model(tmp_path / "tiny.onnx")
+    tiny_onnx_classifier(tmp_path / "tiny.onnx")
     return d
 
 
