@@ -16,14 +16,18 @@ def from_export_request(r) -> Recipe:
 
 def from_prune_request(r) -> Recipe:
     """The recipe that repeats an `edgekit prune` call (its artifacts land in OUT/prune)."""
+    import dataclasses
+
     cfg, ft = r.prune, r.finetune
-    if cfg is not None and cfg.layer_ratios:
-        raise EdgekitError("--save-recipe with --layer-ratio: recipes take one global ratio")
+    if cfg is not None and not isinstance(cfg.importance, str):
+        raise EdgekitError(f"--save-recipe with a {type(cfg.importance).__name__} object as importance: a recipe "
+                           "names its importance; register it (prune.importance.register_importance) and pass the "
+                           "name")
     prune = PruneSpec(cfg.ratio if cfg else None, cfg.importance if cfg else "l1", cfg.round_to if cfg else 8,
-                      cfg.global_pruning if cfg else False, r.sparsity)
-    fin = None if r.finetune_data is None else FinetuneSpec(str(r.finetune_data), ft.epochs, ft.lr, ft.optimizer,
-                                                            ft.batch_size)
-    return Recipe(model=r.model, weights=r.weights, num_classes=r.num_classes, out=str(r.out_dir),
+                      cfg.global_pruning if cfg else False, r.sparsity,
+                      dict(cfg.layer_ratios) if cfg and cfg.layer_ratios else None)
+    fin = None if r.finetune_data is None else FinetuneSpec(str(r.finetune_data), **dataclasses.asdict(ft))
+    return Recipe(model=r.model, weights=r.weights, num_classes=r.num_classes, out=r.out,
                   eval_data=r.eval_data, trust_checkpoint=r.trust_checkpoint, preprocess=r.preprocess, prune=prune,
                   finetune=fin, backend=BackendOptions(threads=r.threads))
 

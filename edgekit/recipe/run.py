@@ -77,18 +77,11 @@ def run(recipe: Recipe, out: Path, force: bool = False) -> dict:
     eval_data = recipe.eval_data or (recipe.profile.eval_data if recipe.profile else None)
     out.mkdir(parents=True, exist_ok=True)
     if recipe.prune is not None:
-        from ..pipeline.prune import PruneRequest, prune_model
-        from ..prune.finetune import FinetuneConfig
-        from ..prune.plan import PruneConfig
+        from ..pipeline.prune import prune_model
 
-        p, f = recipe.prune, recipe.finetune
-        cfg = None if p.ratio is None else PruneConfig(p.ratio, p.importance, p.round_to, p.global_pruning)
-        reports["prune"] = prune_model(PruneRequest(
-            recipe.model, str(out / "prune"), weights, recipe.num_classes, recipe.trust_checkpoint, eval_data, force,
-            recipe.preprocess, cfg, p.sparsity, f.data if f else None, f.config() if f else FinetuneConfig(),
-            recipe.backend.threads))
+        reports["prune"] = prune_model(recipe.prune_request(str(out / "prune"), eval_data, force))
         weights = str(out / "prune" / "pruned_state_dict.pt")
-        plan = str(out / "prune" / "plan.json") if cfg is not None else None
+        plan = str(out / "prune" / "plan.json") if recipe.prune.ratio is not None else None
     q = recipe.quantize
     rep = export_model(recipe.export_request(str(out / "export"), weights, plan, eval_data, force),
                        board_budgets=_board_budgets(recipe))

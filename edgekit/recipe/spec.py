@@ -18,33 +18,48 @@ from ..report.check import Budget
 
 @dataclass(frozen=True)
 class PruneSpec:
+    """The recipe's ``prune`` section: what `edgekit prune` takes (a PruneConfig, plus sparsity)."""
+
     ratio: float | None = None
     importance: str = "l1"
-    round_to: int = 8
+    round_to: int | None = 8
     global_pruning: bool = False
     sparsity: str | None = None
+    layer_ratios: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.ratio is None and self.sparsity is None:
             raise EdgekitError("prune needs ratio and/or sparsity")
-        if self.ratio is not None:
-            from ..prune.plan import PruneConfig
+        self.config()
 
-            PruneConfig(self.ratio, self.importance, self.round_to, self.global_pruning)
+    def config(self):
+        from ..prune.plan import PruneConfig
+
+        if self.ratio is None:
+            return None
+        return PruneConfig(self.ratio, self.importance, self.round_to, self.global_pruning,
+                           tuple((self.layer_ratios or {}).items()))
 
 
 @dataclass(frozen=True)
 class FinetuneSpec:
+    """The recipe's ``finetune`` section: the images, and every field of FinetuneConfig."""
+
     data: str
     epochs: int = 5
     lr: float = 1e-3
     optimizer: str = "adamw"
     batch_size: int = 64
+    weight_decay: float = 1e-4
+    temperature: float = 4.0
+    kd_weight: float = 0.7
+    seed: int = 0
 
     def config(self):
         from ..prune.finetune import FinetuneConfig
 
-        return FinetuneConfig(self.epochs, self.optimizer, self.lr, batch_size=self.batch_size)
+        return FinetuneConfig(self.epochs, self.optimizer, self.lr, self.weight_decay, self.batch_size,
+                              self.temperature, self.kd_weight, self.seed)
 
     def __post_init__(self) -> None:
         self.config()
@@ -90,6 +105,17 @@ class Recipe:
         if self.backend.name == "tensorrt" and self.quantize.precision == "int8" and self.quantize.target != "tensorrt":
             raise EdgekitError("a TensorRT INT8 engine needs quantize.target: tensorrt (symmetric Q/DQ)")
         self.export_request()  # every refusal of the export, found when the recipe is read
+
+    def prune_request(self, out: str | None = None, eval_data: str | None = None, force: bool = False):
+        """The `edgekit prune` step this recipe runs before its export."""
+        from ..pipeline.prune import PruneRequest
+        from ..prune.finetune import FinetuneConfig
+
+        p, f = self.prune, self.finetune
+        return PruneRequest(self.model, out if out is not None else self.out, self.weights, self.num_classes,
+                            self.trust_checkpoint, eval_data or self.eval_data, force, self.preprocess, p.config(),
+                            p.sparsity,
+                            f.data if f else None, f.config() if f else FinetuneConfig(), self.backend.threads)
 
     def export_request(self, out: str | None = None, weights: str | None = None, plan: str | None = None,
                        eval_data: str | None = None, force: bool = False):

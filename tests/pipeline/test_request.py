@@ -156,3 +156,53 @@ def test_max_drop_off_round_trips(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(dump(from_export_request(request)))
     assert load(path).export_request() == request
+
+
+# The prune request's options, each at a non-default value; a field added without a case fails the first test.
+PRUNE_CASES = {
+    "out": "o/p", "weights": "random", "num_classes": 10, "trust_checkpoint": True, "eval_data": "val",
+    "preprocess": PreprocessOverrides(64, 72, "bicubic", (0.5,) * 3, (0.25,) * 3),
+    "prune.ratio": 0.4, "prune.importance": "taylor", "prune.round_to": 4, "prune.global_pruning": True,
+    "prune.layer_ratios": (("features.3.conv.0.0", 0.5),), "sparsity": "2:4", "finetune_data": "ft",
+    "finetune.epochs": 2, "finetune.optimizer": "sgd", "finetune.lr": 0.01, "finetune.weight_decay": 0.0,
+    "finetune.batch_size": 16, "finetune.temperature": 2.0, "finetune.kd_weight": 0.5, "finetune.seed": 7,
+    "threads": 2,
+}
+
+
+def _prune_request(option: str, value):
+    from edgekit.api import PruneRequest
+    from edgekit.prune.finetune import FinetuneConfig
+    from edgekit.prune.plan import PruneConfig
+
+    section, _, name = option.partition(".")
+    kwargs = {"prune": PruneConfig(0.3), "finetune_data": "ft"}
+    if section == "prune":
+        kwargs["prune"] = dataclasses.replace(kwargs["prune"], **{name: value})
+    elif section == "finetune":
+        kwargs["finetune"] = dataclasses.replace(FinetuneConfig(), **{name: value})
+    else:
+        kwargs[option] = value
+    return PruneRequest("mobilenet_v2", **kwargs)
+
+
+def test_every_prune_option_has_a_case():
+    from edgekit.api import PruneRequest
+    from edgekit.prune.finetune import FinetuneConfig
+    from edgekit.prune.plan import PruneConfig
+
+    names = {f.name for f in dataclasses.fields(PruneRequest)} - {"model", "force", "prune", "finetune"}
+    names |= {f"prune.{f.name}" for f in dataclasses.fields(PruneConfig)}
+    names |= {f"finetune.{f.name}" for f in dataclasses.fields(FinetuneConfig)}
+    assert names == set(PRUNE_CASES)
+
+
+@pytest.mark.parametrize("option", sorted(PRUNE_CASES))
+def test_prune_save_recipe_round_trip(option, tmp_path):
+    from edgekit.recipe.from_args import from_prune_request
+
+    request = _prune_request(option, PRUNE_CASES[option])
+    path = tmp_path / "p.yaml"
+    path.write_text(dump(from_prune_request(request)))
+    again = load(path).prune_request()
+    assert again == request, f"{option} changed on the way through {path.read_text()}"
