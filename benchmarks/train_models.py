@@ -11,11 +11,18 @@ bilinear, mean = std = 0.5), which is what the trained weights expect from `edge
 - selection: test images 0-4999 (what a tool may choose its artifact on)
 - judge:     test images 5000-9999 (what every tool is judged on; the accuracy reported here)
 
+`--train-images N` trains on the first N images of the train split only (a smaller CPU budget) while both
+evaluation splits stay whole; `--subset N` (smoke runs) cuts every split, judge included.
+
 Weights are cached outside the repository (default ~/.cache/edgekit-bench) under a hash of everything they depend
-on (family, resolution, epochs, seed, data files, this script's recipe), so the cost is paid once and never in CI.
+on (family, resolution, epochs, seed, train images, data files, this script's recipe), so the cost is paid once and
+never in CI. Training is seeded and single-process, but float results depend on the CPU, the thread count and the
+torch version: another machine may train different weights under the same hash, which is why each row records the
+weights file's sha256 (and a sidecar JSON next to the weights keeps the original train time and digest).
 `--write-images DIR` also writes the three evaluation splits as PNG class folders for edgekit's commands.
 
-    python benchmarks/train_models.py --epochs 6 --threads 8
+    python benchmarks/train_models.py --epochs 4 --train-images 20000 --threads 1 \
+        --json benchmarks/results/trained.json          # ~23 min of one core here (benchmarks/results/trained.json)
     python benchmarks/train_models.py --models squeezenet1_1 --epochs 1 --subset 512   # smoke run
 """
 
@@ -36,7 +43,23 @@ SPLITS = {"train": ("train", 0, 50000), "finetune": ("train", 50000, 60000), "se
           "judge": ("t10k", 5000, 10000)}
 RECIPE = {"optimizer": "AdamW", "lr": 2e-3, "weight_decay": 5e-4, "schedule": "OneCycle", "batch": 128,
           "augment": "random horizontal flip", "mean": 0.5, "std": 0.5, "version": 1}
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
+
+
+def _default_data() -> Path:
+    """The team's ../shared/data/fashion-mnist, looked for above the script (a git worktree sits one level deeper
+    than the main checkout); $EDGEKIT_SHARED overrides, as in the other benchmarks."""
+    import os
+
+    if os.environ.get("EDGEKIT_SHARED"):
+        return Path(os.environ["EDGEKIT_SHARED"]) / "data" / "fashion-mnist"
+    here = Path(__file__).resolve()
+    for parent in here.parents[1:]:
+        if (parent / "shared" / "data" / "fashion-mnist").is_dir():
+            return parent / "shared" / "data" / "fashion-mnist"
+    return here.parents[2] / "shared" / "data" / "fashion-mnist"
+
+
+DATA = _default_data()
 
 
 def read_idx(folder: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -73,10 +96,11 @@ def prepared(images: np.ndarray) -> np.ndarray:
     return np.stack([pre(Image.fromarray(im).convert("RGB")) for im in images])
 
 
-def weights_key(name: str, epochs: int, seed: int, subset: int | None, folder: Path) -> str:
+def weights_key(name: str, epochs: int, seed: int, subset: int | None, folder: Path,
+                train_images: int | None = None) -> str:
     data = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.glob("*-ubyte.gz"))}
     fields = {"model": name, "resolution": RESOLUTION, "epochs": epochs, "seed": seed, "subset": subset,
-              "splits": SPLITS, "recipe": RECIPE, "data": data}
+              "train_images": train_images, "splits": SPLITS, "recipe": RECIPE, "data": data}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -129,6 +153,18 @@ def write_images(folder: Path, data: Path) -> None:
             Image.fromarray(im).save(d / f"{SPLITS[name][0]}-{offset + i:05d}.png")
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=MODELS)
@@ -136,47 +172,74 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--subset", type=int, default=None, help="train and judge on only this many images (smoke runs)")
+    ap.add_argument("--train-images", type=int, default=None,
+                    help="train on the first N train images only; selection and judge stay whole (5000 each)")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "edgekit-bench")
     ap.add_argument("--write-images", type=Path, default=None)
     ap.add_argument("--json", default="trained.json")
     args = ap.parse_args()
 
+    import platform
+
     import torch
 
+    if args.subset is not None and args.train_images is not None:
+        ap.error("--subset (smoke runs) and --train-images do not combine")
     torch.set_num_threads(args.threads)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
-    xtr, ytr = split(args.data, "train", args.subset)
+    xtr, ytr = split(args.data, "train", args.subset if args.train_images is None else args.train_images)
+    xs, ys = split(args.data, "selection", args.subset)
     xj, yj = split(args.data, "judge", args.subset)
-    xtr, xj = prepared(xtr), prepared(xj)
+    xtr, xs, xj = prepared(xtr), prepared(xs), prepared(xj)
     rows = []
     for name in args.models:
-        key = weights_key(name, args.epochs, args.seed, args.subset, args.data)
+        key = weights_key(name, args.epochs, args.seed, args.subset, args.data, args.train_images)
         path = args.cache_dir / f"{name}-{key}.pt"
+        meta = path.with_suffix(".json")
         from edgekit.models.registry import get_card
 
-        t0 = time.time()
         if path.exists():
             model = get_card(name).build(10)
             model.load_state_dict(torch.load(path, weights_only=True))
             model.eval()
             cached = True
+            recorded = json.loads(meta.read_text()) if meta.exists() else {}
+            train_s, train_cpu_s = recorded.get("train_s"), recorded.get("train_cpu_s")
         else:
+            t0, c0 = time.time(), time.process_time()
             model = train(name, xtr, ytr, args.epochs, args.seed)
+            train_s, train_cpu_s = round(time.time() - t0, 1), round(time.process_time() - c0, 1)
             tmp = path.with_suffix(".tmp")
             torch.save(model.state_dict(), tmp)
             tmp.rename(path)  # never a half-written cache entry
             cached = False
-        rows.append({"model": name, "weights": str(path), "cached": cached, "train_s": round(time.time() - t0, 1),
-                     "judge_top1": top1(model, xj, yj), "judge_images": len(yj), "train_images": len(ytr)})
-        print(json.dumps(rows[-1]))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if not cached:
+            meta.write_text(json.dumps({"model": name, "key": key, "sha256": digest, "train_s": train_s,
+                                        "train_cpu_s": train_cpu_s, "threads": args.threads,
+                                        "torch": torch.__version__}, indent=2) + "\n")
+        rows.append({"model": name, "weights": str(path), "key": key, "sha256": digest,
+                     "size_bytes": path.stat().st_size, "cached": cached, "train_s": train_s,
+                     "train_cpu_s": train_cpu_s,
+                     "train_images": len(ytr), "epochs": args.epochs,
+                     "judge_top1": round(top1(model, xj, yj), 2), "judge_images": len(yj),
+                     "selection_top1": round(top1(model, xs, ys), 2), "selection_images": len(ys)})
+        print(json.dumps(rows[-1]), flush=True)
     if args.write_images:
         write_images(args.write_images, args.data)
+    env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+           "cpu": _cpu_name(), "threads": args.threads}
     Path(args.json).write_text(json.dumps({"resolution": RESOLUTION, "splits": SPLITS, "recipe": RECIPE,
                                            "epochs": args.epochs, "seed": args.seed, "subset": args.subset,
+                                           "train_images": args.train_images, "environment": env,
                                            "edgekit_flags": ["--input-size", str(RESOLUTION), "--resize-size",
                                                              str(RESOLUTION), "--mean", "0.5,0.5,0.5", "--std",
                                                              "0.5,0.5,0.5"], "rows": rows}, indent=2) + "\n")
+    print(f"{'model':<20}{'train imgs':>11}{'epochs':>7}{'judge':>8}{'select':>8}{'train s':>9}  sha256")
+    for r in rows:
+        print(f"{r['model']:<20}{r['train_images']:>11}{r['epochs']:>7}{r['judge_top1']:>8.2f}"
+              f"{r['selection_top1']:>8.2f}{r['train_s'] if r['train_s'] is not None else '-':>9}  {r['sha256'][:12]}")
     print(f"wrote {args.json}")
 
 
