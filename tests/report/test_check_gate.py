@@ -243,3 +243,17 @@ def test_compare_flags_other_image_sets_and_reads_optimize(tmp_path, cli):
     assert code == 0 and "warning" not in err, err
     rows = {r["variant"]: r for r in json.loads((tmp_path / "t.json").read_text())}
     assert (rows["opt"]["size_mb"], rows["opt"]["latency_ms"], rows["opt"]["accuracy"]) == (2.4, 1.9, 94.5)
+
+
+def test_schema_2_reports_are_read_through_their_headline(tmp_path):
+    """A report made now carries its headline; check reads that, not the sections (schema 1 is derived)."""
+    from edgekit.report.check import metrics
+    from edgekit.report.document import new_report
+    from edgekit.report.schema import SCHEMA, Headline
+
+    old = _profile()
+    rep = new_report("profile", **{k: v for k, v in old.items() if k not in ("schema", "command")})
+    assert rep["schema"] == SCHEMA == 2 and rep["headline"] == Headline.of(old).to_dict()
+    assert metrics(rep)["size_mb"] == metrics(old)["size_mb"] == old["artifact"]["size_mb"]
+    rep["headline"]["size_mb"] = 123.0  # the headline is the contract: a section edited afterwards is not read
+    assert metrics(rep)["size_mb"] == 123.0 and metrics(old)["size_mb"] == old["artifact"]["size_mb"]
