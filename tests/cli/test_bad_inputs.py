@@ -289,39 +289,66 @@ def test_two_processes_write_one_calibration_cache(kit):
     assert keys == {doc["key"]}
 
 
-def test_interrupt_during_calibration(kit):
+def test_interrupt_during_calibration(kit, tmp_path):
     """Ctrl-C while calibration images are read: exit 130, one line, no output folder, no staging, no cache."""
     import pty
 
-    calib = kit / "many"
-    calib.mkdir()
-    for i in range(150):
-        os.link(next((kit / "cmyk").glob("good.jpg")), calib / f"{i:03d}.jpg")
+    calib = _photo_folder(kit / "many", 500)  # real photos, long enough to read that Ctrl-C lands inside
     master, slave = pty.openpty()  # a terminal for stderr, so the progress bar names the stage
-    p = subprocess.Popen([str(EDGEKIT), *X, "--int8", "--calib-data", "many", "--calib-cache", "cache/int.json",
-                          "--out", "out/int"], cwd=kit, env={**ENV, "COLUMNS": "120"}, stdout=subprocess.PIPE,
-                         stderr=slave, text=True)
+    with open(tmp_path / "stdout.txt", "wb") as stdout:  # a file, never a pipe nobody reads while it runs
+        p = subprocess.Popen([str(EDGEKIT), *X, "--int8", "--calib-data", calib.name, "--calib-cache",
+                              "cache/int.json", "--out", "out/int"], cwd=kit, env={**ENV, "COLUMNS": "120"},
+                             stdout=stdout, stderr=slave)
     os.close(slave)
-    seen, deadline = b"", time.time() + 240
-    while b"reading calibration images" not in seen and time.time() < deadline and p.poll() is None:
-        try:
-            seen += os.read(master, 4096)
-        except OSError:
-            break
+    seen = _read_until(master, p, b"reading calibration images")
     assert b"reading calibration images" in seen, seen[-500:]
     assert list(kit.glob("out/.int.*.partial")), "the export was not staging yet"
     p.send_signal(signal.SIGINT)
-    code = p.wait(120)
-    try:
-        while chunk := os.read(master, 4096):
-            seen += chunk
-    except OSError:
-        pass
+    code, seen = _drain_until_exit(master, p, seen)
     os.close(master)
     assert code == 130, seen[-800:]
     assert b"interrupted" in seen and b"nothing was written" in seen and b"Traceback" not in seen, seen[-800:]
     assert not (kit / "out" / "int").exists() and not list(kit.glob("out/.int*"))
     assert not (kit / "cache" / "int.json").exists()
+
+
+def _read_until(master: int, p, stage: bytes, seconds: float = 240) -> bytes:
+    """What the run shows on its terminal until ``stage`` appears (or it exits, or time runs out)."""
+    import select
+
+    seen, deadline = b"", time.time() + seconds
+    while stage not in seen and time.time() < deadline and p.poll() is None:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:
+                break
+    return seen
+
+
+def _drain_until_exit(master: int, p, seen: bytes, seconds: float = 120) -> tuple[int, bytes]:
+    """Keep reading the terminal while the run shuts down: a full terminal buffer would block its last writes."""
+    import select
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                chunk = b""
+            seen += chunk
+            if chunk:
+                continue
+        if p.poll() is not None:
+            break
+    code = p.wait(5)  # raises if it is still running: a hang fails the test instead of blocking CI
+    try:
+        while select.select([master], [], [], 0)[0] and (chunk := os.read(master, 4096)):
+            seen += chunk
+    except OSError:
+        pass
+    return code, seen
 
 
 # --- Ctrl-C at the later stages: the guard, --optimize, fine-tuning -------------------------------------------------
@@ -351,20 +378,17 @@ def _ctrl_c_at(stage: bytes, args: list[str], cwd: Path, refuse: bytes | None = 
     tmpdir = cwd / "tmpdir"
     tmpdir.mkdir()
     master, slave = pty.openpty()
-    p = subprocess.Popen([str(EDGEKIT), *args], cwd=cwd, env={**ENV, "COLUMNS": "120", "TMPDIR": str(tmpdir)},
-                         stdout=subprocess.PIPE, stderr=slave, start_new_session=True)
+    with open(cwd / "stdout.txt", "wb") as out:  # a file, never a pipe nobody reads while it runs
+        p = subprocess.Popen([str(EDGEKIT), *args], cwd=cwd, env={**ENV, "COLUMNS": "120", "TMPDIR": str(tmpdir)},
+                             stdout=out, stderr=slave, start_new_session=True)
     os.close(slave)
-    seen, deadline, running = b"", time.time() + 240, True
+    running = True
     try:
-        while stage not in seen and time.time() < deadline and p.poll() is None:
-            try:
-                seen += os.read(master, 4096)
-            except OSError:
-                break
+        seen = _read_until(master, p, stage)
         assert stage in seen, (p.poll(), seen[-800:])
         assert refuse is None or refuse not in seen, f"{refuse} already on screen: the stage ended before Ctrl-C"
         os.killpg(p.pid, signal.SIGINT)
-        code = p.wait(120)
+        code, seen = _drain_until_exit(master, p, seen)
         for _ in range(100):  # the group is gone once its last process has exited: no worker is left running
             try:
                 os.killpg(p.pid, 0)
@@ -379,13 +403,8 @@ def _ctrl_c_at(stage: bytes, args: list[str], cwd: Path, refuse: bytes | None = 
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
         p.wait()
-    try:
-        while chunk := os.read(master, 4096):
-            seen += chunk
-    except OSError:
-        pass
-    os.close(master)
-    stdout = p.stdout.read()
+        os.close(master)
+    stdout = (cwd / "stdout.txt").read_bytes()
     assert b"Traceback" not in stdout, stdout[-3000:]
     leftovers = [t.name for t in tmpdir.iterdir() if t.name.startswith(LEFTOVER_TEMP)]
     assert not leftovers, f"temporary files left in TMPDIR: {leftovers}"
