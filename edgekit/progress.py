@@ -11,10 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(stderr=True)
 
 
-def make_progress() -> Progress:
+def make_progress(show: bool = True) -> Progress:
+    """Bars on a terminal; ``show=False`` for a process whose bars would only repeat another's (torchrun)."""
     return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True,
-                    disable=not sys.stderr.isatty())
+                    disable=not (show and sys.stderr.isatty()))
 
 
 @contextlib.contextmanager

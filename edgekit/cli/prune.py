@@ -33,7 +33,7 @@ def prune(
     epochs: int = typer.Option(5, "--epochs", help="Fine-tuning epochs."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (cosine schedule)."),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or sgd."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Fine-tuning batch size."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Fine-tuning batch size (per process under torchrun)."),
     eval_data: Optional[Path] = c.EvalDataOpt,
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads for the latency comparison."),
     out: Optional[Path] = c.OutOpt,
@@ -70,6 +70,8 @@ def prune(
 
         saved = from_prune_request(request)
     rep = prune_model(request)
+    if rep is None:  # a torchrun process other than rank 0: rank 0 reports and writes
+        return
     out = request.out_dir
     print_table(rep)
     if save_recipe is not None:

@@ -37,6 +37,8 @@ def run(
             raise EdgekitError(f"{recipe}: {len(problems)} problem(s) would stop the run (listed above)")
         return
     reports = rr.run(r, target, force)
+    if not reports:  # a torchrun process other than rank 0: it fine-tuned alongside, rank 0 writes
+        return
     for step, rep in reports.items():
         if isinstance(rep, dict):
             print_table(rep)

@@ -18,7 +18,7 @@ from ..measure.quality import Tolerance, verify
 from ..measure.timing import TimingOptions, compare_latency
 from ..models.source import PreprocessOverrides, is_onnx, open_model
 from ..progress import make_progress
-from ..prune.finetune import FinetuneConfig, finetune
+from ..prune.finetune import FinetuneConfig, finetune, is_main_process
 from ..prune.plan import PruneConfig, gzip_size, prune, sparsify
 from ..report import document as report_mod
 from ..stats import accuracy, agreement
@@ -66,10 +66,11 @@ class PruneRequest:
         return Path(self.out) if self.out else Path("edgekit-out") / f"{self.model}-pruned"
 
 
-def prune_model(request: PruneRequest, *, timing: TimingOptions | None = None) -> dict:
+def prune_model(request: PruneRequest, *, timing: TimingOptions | None = None) -> dict | None:
     """Prune the model (and/or sparsify it), fine-tune on ``finetune_data`` by distillation, export it.
 
     Writes ``plan.json``, ``pruned_state_dict.pt``, ``model.onnx`` and the report into the output folder.
+    Under torchrun only rank 0 goes on past the fine-tuning and writes; the other ranks return None.
     """
     r = request
     model, out, weights, cfg, sparsity = r.model, r.out_dir, r.weights, r.prune, r.sparsity
@@ -87,7 +88,7 @@ def prune_model(request: PruneRequest, *, timing: TimingOptions | None = None) -
     student, teacher = source.torch_model, copy.deepcopy(source.torch_model).eval()
     shape = source.input_shape
     notes: list[str] = []
-    with make_progress() as progress:
+    with make_progress(show=is_main_process()) as progress:
         evalset = scan(eval_data, source.categories, source.num_classes) if eval_data else None
         ftset = scan(finetune_data, source.categories, source.num_classes) if finetune_data else None
         if ftset is not None and evalset is None:
@@ -139,6 +140,8 @@ def prune_model(request: PruneRequest, *, timing: TimingOptions | None = None) -
             history = finetune(student, teacher, xt, yt if ftset.labelled else None, ft or FinetuneConfig(),
                                (xe, ye) if xe is not None else None, state_file, progress)
             record("finetuned", student)
+        if not is_main_process():
+            return None  # another torchrun process: it trained alongside rank 0, which writes the output
         sparse = None
         if sparsity is not None:
             sparse = sparsify(student, sparsity)

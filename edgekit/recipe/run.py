@@ -80,6 +80,8 @@ def run(recipe: Recipe, out: Path, force: bool = False) -> dict:
         from ..pipeline.prune import prune_model
 
         reports["prune"] = prune_model(recipe.prune_request(str(out / "prune"), eval_data, force))
+        if reports["prune"] is None:  # a torchrun process other than rank 0, which runs the other steps
+            return {}
         weights = str(out / "prune" / "pruned_state_dict.pt")
         plan = str(out / "prune" / "plan.json") if recipe.prune.ratio is not None else None
     q = recipe.quantize

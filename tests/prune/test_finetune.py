@@ -57,3 +57,19 @@ def test_too_few_images_keep_the_last_epoch(tmp_path):
     assert [h["selection"] for h in res["history"]] == [None, None]
     with pytest.raises(ft.EdgekitError, match="--epochs 0"):
         ft.FinetuneConfig(epochs=0)
+
+
+def test_a_last_batch_of_one_image_is_left_out(tmp_path):
+    """BatchNorm cannot train on one image: 111 fine-tuning images (99 trained on) at 14 a step take 7 steps."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((111, 3, 8, 8)).astype(np.float32), rng.integers(0, 10, 111)
+
+    def bn_net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
+                                   torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.Linear(4, 10))
+
+    res = ft.finetune(bn_net(), bn_net().eval(), x, y, ft.FinetuneConfig(epochs=1, batch_size=14), None,
+                      tmp_path / "state.pt")
+    assert res["world_size"] == 1 and res["selection"]["images"] == 12
+    assert torch.load(tmp_path / "state.pt", weights_only=True)["scheduler"]["last_epoch"] == 7
