@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from types import ModuleType
 
 from .errors import MissingDependencyError, first_line
@@ -22,6 +23,18 @@ _HINTS = {
     "nncf": "pip install 'edgekit[openvino]'",
     "torch_pruning": "pip install torch-pruning",
 }
+
+
+# Set before the module is first imported, unless the user set them. NNCF sends usage telemetry (openvino_telemetry,
+# to Google Analytics) from every process that imports it unless NNCF_CI is set: edgekit imports it on the user's
+# behalf, and on an offline machine an interrupted send printed a traceback over edgekit's one-line Ctrl-C message.
+_ENV_BEFORE_IMPORT = {"nncf": {"NNCF_CI": "1"}}
+
+
+def _import(module: str) -> ModuleType:
+    for key, value in _ENV_BEFORE_IMPORT.get(module.split(".")[0], {}).items():
+        os.environ.setdefault(key, value)
+    return importlib.import_module(module)
 
 
 def hint(module: str) -> str:
@@ -42,7 +55,7 @@ def require(module: str, purpose: str = "") -> ModuleType:
     """Import ``module`` or raise MissingDependencyError naming the install command; a module that is installed
     but fails to import (a native library it loads is missing) is told apart from one that is absent."""
     try:
-        return importlib.import_module(module)
+        return _import(module)
     except Exception as exc:  # ImportError, or a native library's OSError/RuntimeError at import
         what = f" for {purpose}" if purpose else ""
         name = getattr(exc, "name", None) or "\0"
@@ -55,6 +68,6 @@ def require(module: str, purpose: str = "") -> ModuleType:
 def try_import(module: str) -> tuple[ModuleType | None, str | None]:
     """The module, or the one-line reason it does not import (absent, blocked, a missing native library)."""
     try:
-        return importlib.import_module(module), None
+        return _import(module), None
     except Exception as exc:  # ImportError, or a native library's OSError/RuntimeError at import
         return None, first_line(exc, 140)

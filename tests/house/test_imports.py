@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import edgekit
 
@@ -41,3 +44,17 @@ def test_version_in_one_place():
     literal = re.compile(r"""__version__\s*=\s*["']\d+\.\d+|["']""" + re.escape(version("edgekit")) + """["']""")
     repeated = [str(p.relative_to(root)) for p in sorted(root.rglob("*.py")) if literal.search(p.read_text())]
     assert repeated == [], f"the version is written out in {repeated}: read it with importlib.metadata"
+
+
+def test_nncf_imported_by_edgekit_sends_no_telemetry():
+    """NNCF phones home from every process that imports it; edgekit imports it for the user, so it sets NNCF's
+    own switch first (run outside pytest, which NNCF detects and stubs by itself)."""
+    pytest.importorskip("nncf", reason="nncf is not installed (pip install 'edgekit[openvino]')")
+    code = ("import os; os.environ.pop('NNCF_CI', None)\n"
+            "from edgekit._optional import require\n"
+            "require('nncf')\n"
+            "from nncf.telemetry.wrapper import telemetry\n"
+            "print(type(telemetry).__name__)")  # NNCFTelemetry sends; its stand-in does not
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in os.environ.items() if k != "NNCF_CI"}).stdout
+    assert out.strip().splitlines()[-1] != "NNCFTelemetry", out  # NNCF's stub (a MagicMock), not the sender
