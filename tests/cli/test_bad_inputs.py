@@ -298,7 +298,7 @@ def test_interrupt_during_calibration(kit, tmp_path):
     with open(tmp_path / "stdout.txt", "wb") as stdout:  # a file, never a pipe nobody reads while it runs
         p = subprocess.Popen([str(EDGEKIT), *X, "--int8", "--calib-data", calib.name, "--calib-cache",
                               "cache/int.json", "--out", "out/int"], cwd=kit, env={**ENV, "COLUMNS": "120"},
-                             stdout=stdout, stderr=slave)
+                             stdout=stdout, stderr=slave, preexec_fn=_ctrl_c_as_at_a_terminal)
     os.close(slave)
     seen = _read_until(master, p, b"reading calibration images")
     assert b"reading calibration images" in seen, seen[-500:]
@@ -310,6 +310,12 @@ def test_interrupt_during_calibration(kit, tmp_path):
     assert b"interrupted" in seen and b"nothing was written" in seen and b"Traceback" not in seen, seen[-800:]
     assert not (kit / "out" / "int").exists() and not list(kit.glob("out/.int*"))
     assert not (kit / "cache" / "int.json").exists()
+
+
+def _ctrl_c_as_at_a_terminal() -> None:
+    """In the child before it starts: Ctrl-C's default action. A job started in the background of a script
+    (`.ci/run &`, nohup) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _read_until(master: int, p, stage: bytes, seconds: float = 240) -> bytes:
@@ -380,7 +386,8 @@ def _ctrl_c_at(stage: bytes, args: list[str], cwd: Path, refuse: bytes | None = 
     master, slave = pty.openpty()
     with open(cwd / "stdout.txt", "wb") as out:  # a file, never a pipe nobody reads while it runs
         p = subprocess.Popen([str(EDGEKIT), *args], cwd=cwd, env={**ENV, "COLUMNS": "120", "TMPDIR": str(tmpdir)},
-                             stdout=out, stderr=slave, start_new_session=True)
+                             stdout=out, stderr=slave, start_new_session=True,
+                             preexec_fn=_ctrl_c_as_at_a_terminal)
     os.close(slave)
     running = True
     try:
