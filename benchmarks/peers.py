@@ -196,6 +196,26 @@ def trained_images(work: Path, n_calib: int, n_select: int, n_judge: int) -> tup
     return work / "finetune", work / "selection", work / "judge", "; ".join(used)
 
 
+def finetune_images(work: Path, skip: int, n: int) -> tuple[Path, str]:
+    """Labelled class folders of ``n`` finetune-split images after the ``skip`` calibration images."""
+    import gzip
+
+    from PIL import Image
+
+    kind, a, b = SPLITS["finetune"]
+    if skip + n > b - a:
+        raise SystemExit(f"finetune: {skip} calibration + {n} fine-tuning images asked, the split holds {b - a}")
+    folder = fmnist_dir()
+    x = np.frombuffer(gzip.open(folder / f"{kind}-images-idx3-ubyte.gz").read(), np.uint8, offset=16).reshape(-1, 28,
+                                                                                                            28)
+    y = np.frombuffer(gzip.open(folder / f"{kind}-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
+    for i in range(a + skip, a + skip + n):
+        d = work / "finetune-labelled" / str(y[i])
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[i]).convert("RGB").save(d / f"{kind}-{i:05d}.png")
+    return work / "finetune-labelled", f"fine-tuning: Fashion-MNIST {kind} images {a + skip}-{a + skip + n - 1}"
+
+
 def model_under_test(name: str, work: Path, calib: np.ndarray,
                      weights: Path | None = None) -> tuple[Path, object, dict]:
     """The FP32 ONNX, the torch model, and how edgekit is pointed at it.
@@ -239,10 +259,12 @@ def model_under_test(name: str, work: Path, calib: np.ndarray,
                                                          "export": GraphOptions(dynamic_batch=True)}
 
 
-def engines(name, work, calib, threads, skip_pt2e, select_dir, budgets, weights=None, aac=None):
+def engines(name, work, calib, threads, skip_pt2e, select_dir, budgets, weights=None, aac=None, finetune=None):
     # budgets: those edgekit (and NNCF's accuracy control) choose at
     """name -> factory returning (callable, closer), built lazily so that each runs alone; and what edgekit's
-    searches reported (one per budget). ``aac``: (selection images, labels) for NNCF's accuracy control."""
+    searches reported (one per budget). ``aac``: (selection images, labels) for NNCF's accuracy control.
+    ``finetune``: {"data", "ratios", "epochs"}: a second edgekit search per budget, with pruned and fine-tuned
+    candidates (`--optimize latency --finetune-data`), its rows named edgekit+prune@budget."""
     import shutil
 
     from edgekit.api import BackendOptions, ExportRequest, GraphOptions, QuantizeOptions
@@ -314,43 +336,49 @@ def engines(name, work, calib, threads, skip_pt2e, select_dir, budgets, weights=
             return pt2e[0]
         out["pytorch-int8-pt2e"] = pt2e_int8
     graph = edgekit_args.pop("export", GraphOptions())
-    chosen: dict = {}  # (file's candidate, runtime options) -> row name: one row when budgets choose alike
+    chosen: dict = {}  # (search, file's candidate, runtime options) -> row name: one row when budgets choose alike
     peer_options = set()
-    for b in budgets:
-        opt = work / f"{name}-edgekit-{b}"
-        shutil.rmtree(opt, ignore_errors=True)
-        t0 = time.monotonic()
-        rep = export_model(ExportRequest(
-            **edgekit_args, out=opt, eval_data=str(select_dir) if select_dir else None,
-            export=GraphOptions(graph.opset, graph.dynamic_batch, optimize="latency"),
-            backend=BackendOptions(threads=threads),
-            quantize=QuantizeOptions(calib_data=str(calib_npy), calib_cache=str(work / f"{name}-cal.json"),
-                                     max_drop=b)))
-        ch = rep["optimize"]["choice"]
-        options = dict(ch["runtime"])
-        suffix = ("+" + ",".join(f"{k}={v}" for k, v in options.items())) if options else ""
-        searches.append({"tool": "edgekit", "max_drop": b, "seconds": round(time.monotonic() - t0, 1),
-                         "choice": ch["name"] + suffix, "backend": ch["backend"],
-                         **{k: ch.get(k) for k in ("metric", "drop", "judge_metric", "judge_drop", "latency_ms")}})
-        key = (ch["name"], tuple(sorted(options.items())))
-        if key in chosen:
-            old = chosen[key]
-            label = old.split(" (")[0] + f",{b} (" + old.split(" (", 1)[1]
-            out[label] = out.pop(old)
+    searches_to_run = [("edgekit", None)] + ([("edgekit+prune", finetune)] if finetune else [])
+    for tool, ft in searches_to_run:
+        for b in budgets:
+            opt = work / f"{name}-{tool}-{b}"
+            shutil.rmtree(opt, ignore_errors=True)
+            t0 = time.monotonic()
+            pruning = {} if ft is None else {"finetune_data": str(ft["data"]), "prune_ratios": ft["ratios"],
+                                             "finetune_epochs": ft["epochs"]}
+            rep = export_model(ExportRequest(
+                **edgekit_args, out=opt, eval_data=str(select_dir) if select_dir else None,
+                export=GraphOptions(graph.opset, graph.dynamic_batch, optimize="latency", **pruning),
+                backend=BackendOptions(threads=threads),
+                quantize=QuantizeOptions(calib_data=str(calib_npy), calib_cache=str(work / f"{name}-cal.json"),
+                                         max_drop=b)))
+            ch = rep["optimize"]["choice"]
+            options = dict(ch["runtime"])
+            suffix = ("+" + ",".join(f"{k}={v}" for k, v in options.items())) if options else ""
+            searches.append({"tool": tool, "max_drop": b, "seconds": round(time.monotonic() - t0, 1),
+                             "choice": ch["name"] + suffix, "backend": ch["backend"],
+                             **{k: ch.get(k) for k in ("metric", "drop", "judge_metric", "judge_drop", "latency_ms",
+                                                       "size_bytes")},
+                             **({"pruned": rep["optimize"]["pruned"]} if ft else {})})
+            key = (tool, ch["name"], tuple(sorted(options.items())))
+            if key in chosen:
+                old = chosen[key]
+                label = old.split(" (")[0] + f",{b} (" + old.split(" (", 1)[1]
+                out[label] = out.pop(old)
+                chosen[key] = label
+                continue
+            label = f"{tool}@{b} ({ch['name']}{suffix})"
+            out[label] = (ov if ch["backend"] == "openvino" else ort)(opt / ch["file"], options)
             chosen[key] = label
-            continue
-        label = f"edgekit@{b} ({ch['name']}{suffix})"
-        out[label] = (ov if ch["backend"] == "openvino" else ort)(opt / ch["file"], options)
-        chosen[key] = label
-        if options and (ch["backend"], suffix) not in peer_options:
-            # the same runtime options for the peers on that backend: the choice of file, not of flags, is judged
-            peer_options.add((ch["backend"], suffix))
-            if ch["backend"] == "onnxruntime":
-                out["ort-fp32" + suffix] = ort(fp32, options)
-                out["ort-int8-default" + suffix] = ort(ort_default, options)
-            elif "openvino-fp32" in out:
-                out["openvino-fp32" + suffix] = ov(fp32, options)
-                out["openvino-int8-nncf" + suffix] = ov(ov_int8, options)
+            if options and (ch["backend"], suffix) not in peer_options:
+                # the same runtime options for the peers on that backend: the choice of file, not of flags, is judged
+                peer_options.add((ch["backend"], suffix))
+                if ch["backend"] == "onnxruntime":
+                    out["ort-fp32" + suffix] = ort(fp32, options)
+                    out["ort-int8-default" + suffix] = ort(ort_default, options)
+                elif "openvino-fp32" in out:
+                    out["openvino-fp32" + suffix] = ov(fp32, options)
+                    out["openvino-int8-nncf" + suffix] = ov(ov_int8, options)
     return out, searches
 
 
@@ -410,25 +438,31 @@ def file_mb(path: Path | None) -> float | str:
 
 def edgekit_budgets(engine: str) -> list[float]:
     """The budgets an edgekit row was chosen at: "edgekit@0.5,1.0 (...)" -> [0.5, 1.0]."""
-    return [float(b) for b in engine.split(" (")[0].removeprefix("edgekit@").split(",")]
+    return [float(b) for b in engine.split(" (")[0].split("@", 1)[1].split(",")]
 
 
-def ratio_row(name: str, ok: list[dict], max_drop: float) -> dict:
+def is_tool(engine: str, tool: str) -> bool:
+    return engine.startswith(tool + "@")
+
+
+def ratio_row(name: str, ok: list[dict], max_drop: float, tool: str = "edgekit") -> dict:
     """edgekit's median batch-1 time (its choice at ``max_drop``) over the fastest peer's within the same budget on
     the judge images, with the range of that ratio over the sweeps (sweep by sweep). edgekit's own row is held to
     the same budget: over it, there is no ratio to claim."""
     # edgekit's choice at this budget, else its choice at the largest smaller budget (still within this one)
-    at = max(b for r in ok if r["engine"].startswith("edgekit") for b in edgekit_budgets(r["engine"]) if b <= max_drop)
-    mine = next(r for r in ok if r["engine"].startswith("edgekit") and at in edgekit_budgets(r["engine"]))
+    at = max(b for r in ok if is_tool(r["engine"], tool) for b in edgekit_budgets(r["engine"]) if b <= max_drop)
+    mine = next(r for r in ok if is_tool(r["engine"], tool) and at in edgekit_budgets(r["engine"]))
     peers = [r for r in ok if not r["engine"].startswith("edgekit")]
     within = [r for r in peers if r["drop"] <= max_drop]
     best = min(within, key=lambda r: r["b1_ms"])
     fastest_any = min(peers, key=lambda r: r["b1_ms"])
     per_sweep = [a / b for a, b in zip(mine["b1_sweeps_ms"], best["b1_sweeps_ms"])]
-    row = {"model": name, "engine": f"= edgekit / best peer @{max_drop}", "max_drop": max_drop, "edgekit_chose_at": at,
+    row = {"model": name, "engine": f"= {tool} / best peer @{max_drop}", "max_drop": max_drop, "edgekit_chose_at": at,
            "edgekit": mine["engine"], "best_peer": best["engine"], "edgekit_drop": mine["drop"],
            "best_peer_drop": best["drop"], "edgekit_b1_ms": mine["b1_ms"], "best_peer_b1_ms": best["b1_ms"],
-           "edgekit_within_budget": mine["drop"] <= max_drop,
+           "edgekit_within_budget": mine["drop"] <= max_drop, "edgekit_mb": mine["size_mb"],
+           "best_peer_mb": best["size_mb"],
+           "size_ratio": (mine["size_mb"] / best["size_mb"] if isinstance(best["size_mb"], float) else None),
            "fastest_peer_any_accuracy": f"{fastest_any['engine']} ({fastest_any['b1_ms']:.3f} ms, "
                                         f"drop {fastest_any['drop']:.2f})"}
     if mine["drop"] > max_drop:
@@ -444,7 +478,7 @@ def goals(rows: list[dict], budgets: list[float]) -> dict:
     (``ratio_max``), which the shared machine's noise can move either way."""
     out = {}
     for b in budgets:
-        ratios = [r for r in rows if r["engine"].startswith("= edgekit") and r["max_drop"] == b]
+        ratios = [r for r in rows if r["engine"].startswith("= edgekit /") and r["max_drop"] == b]
         fam = {r["model"]: {"ratio": r["b1_ms"], "ratio_min": r.get("ratio_min"), "ratio_max": r.get("ratio_max"),
                             "edgekit": r["edgekit"], "best_peer": r["best_peer"], "edgekit_drop": r["edgekit_drop"],
                             "best_peer_drop": r["best_peer_drop"], "edgekit_b1_ms": r["edgekit_b1_ms"],
@@ -459,7 +493,29 @@ def goals(rows: list[dict], budgets: list[float]) -> dict:
                        "met": len(le09) >= 3 and not gt10 and not over,
                        "every_sweep_at_most_0.9x": worst_le09, "some_sweep_above_1.0x": worst_gt10,
                        "met_in_every_sweep": len(worst_le09) >= 3 and not worst_gt10 and not over}
+        pruned = [r for r in rows if r["engine"].startswith("= edgekit+prune /") and r["max_drop"] == b]
+        if pruned:
+            out[str(b)]["with_pruning"] = pruning_goal(pruned)
     return out
+
+
+def pruning_goal(ratios: list[dict]) -> dict:
+    """Issue #14's goal with pruning: <= 0.6x the fastest in-budget peer's batch-1 time and <= 0.5x its size on all
+    five families; and SqueezeNet pruned + INT8 at or under 0.47 MB (Deep Compression's) within 1 point."""
+    fam = {r["model"]: {k: r.get(k) for k in ("b1_ms", "ratio_min", "ratio_max", "size_ratio", "edgekit",
+                                                "best_peer", "edgekit_drop", "best_peer_drop", "edgekit_b1_ms",
+                                                "best_peer_b1_ms", "edgekit_mb", "best_peer_mb")} for r in ratios}
+    for f in fam.values():
+        f["ratio"] = f.pop("b1_ms")
+        f["met"] = (f["ratio"] is not None and f["ratio"] <= 0.6 and f["size_ratio"] is not None
+                    and f["size_ratio"] <= 0.5)
+    sq = fam.get("squeezenet1_1")
+    return {"families": fam, "met": [m for m, f in fam.items() if f["met"]],
+            "missed": [m for m, f in fam.items() if not f["met"]],
+            "all_five_met": len(fam) == 5 and all(f["met"] for f in fam.values()),
+            "squeezenet_0.47MB": None if sq is None else {
+                "mb": sq["edgekit_mb"], "drop": sq["edgekit_drop"],
+                "met": isinstance(sq["edgekit_mb"], float) and sq["edgekit_mb"] <= 0.47 and sq["edgekit_drop"] <= 1.0}}
 
 
 def print_goals(g: dict) -> None:
@@ -472,6 +528,18 @@ def print_goals(g: dict) -> None:
                   f"drop {f['best_peer_drop']:.2f}")
         print(f"  <= 0.9x: {res['at_most_0.9x']}; > 1.0x: {res['above_1.0x']}; met: {res['met']} "
               f"(every sweep: {res['met_in_every_sweep']})")
+        wp = res.get("with_pruning")
+        if wp:
+            print(f"goal with pruning at <= {b}: edgekit+prune b1 / fastest in-budget peer b1 (<= 0.6x), "
+                  "size (<= 0.5x)")
+            for m, f in wp["families"].items():
+                ratio = ("over budget" if f["ratio"] is None
+                         else f"{f['ratio']:.2f}x ({f['ratio_min']:.2f}-{f['ratio_max']:.2f})")
+                size = "n/a" if f["size_ratio"] is None else f"{f['size_ratio']:.2f}x"
+                print(f"  {m:20s} {ratio:22s} size {size:6s} {f['edgekit']} drop {f['edgekit_drop']:.2f} "
+                      f"{f['edgekit_mb'] if isinstance(f['edgekit_mb'], str) else round(f['edgekit_mb'], 3)} MB | "
+                      f"{f['best_peer']}")
+            print(f"  met: {wp['met']}; missed: {wp['missed']}; squeezenet <= 0.47 MB: {wp['squeezenet_0.47MB']}")
 
 
 def batched_logits(fn, x: np.ndarray, batch: int = 8) -> np.ndarray:
@@ -540,6 +608,11 @@ def main() -> None:
                     "(default: every --max-drop); a larger judging budget uses the choice at the largest smaller one")
     ap.add_argument("--pt2e-models", nargs="+", help="PyTorch pt2e INT8 (minutes of Inductor compiling) for these "
                     "models only (default: all, unless --skip-pt2e)")
+    ap.add_argument("--finetune-images", type=int, default=0, help="--trained: labelled fine-tuning images (the "
+                    "finetune split, after the calibration images) for a second edgekit search with pruned and "
+                    "fine-tuned candidates (rows edgekit+prune@budget)")
+    ap.add_argument("--prune-ratios", type=float, nargs="+", default=[0.25, 0.5])
+    ap.add_argument("--finetune-epochs", type=int, default=3)
     ap.add_argument("--summarize", metavar="JSON", help="print the table and the goal table of a run's JSON (one "
                     "cut short too) and add the goals to it")
     args = ap.parse_args()
@@ -564,9 +637,13 @@ def main() -> None:
     torch.set_grad_enabled(False)
     work = Path(tempfile.mkdtemp(prefix="edgekit-peers-"))
     rows, searches, weights_meta = [], {}, {}
+    ft_dir = None
     if args.trained:
         calib_dir, select_dir, judge_dir, judged_on = trained_images(work, args.calib_images, args.select_images,
                                                                      args.judge_images)
+        if args.finetune_images:
+            ft_dir, used = finetune_images(work, args.calib_images, args.finetune_images)
+            judged_on += "; " + used
     else:
         calib_dir, judge_dir, select_dir, judged_on = judge_images(work)
     for name in args.models:
@@ -592,8 +669,10 @@ def main() -> None:
         else:
             x_all = load_array(scan(judge_dir, labels=False), pre)[0] if judge_dir else calib
         skip_pt2e = args.skip_pt2e or (args.pt2e_models is not None and name not in args.pt2e_models)
+        finetune = {"data": ft_dir, "ratios": tuple(args.prune_ratios), "epochs": args.finetune_epochs} \
+            if ft_dir else None
         built, searches[name] = engines(name, work, calib, args.threads, skip_pt2e, select_dir,
-                                        args.choose_at or args.max_drop, weights, aac)
+                                        args.choose_at or args.max_drop, weights, aac, finetune)
         factories = list(built.items())
         print(f"{name}: engines built in {time.monotonic() - t_model:.0f} s: {searches[name]}", flush=True)
         results: dict = {}
@@ -645,12 +724,13 @@ def main() -> None:
         ok = [r for r in rows if r["model"] == name and "b1_ms" in r]
         for b in args.max_drop:
             rows.append(ratio_row(name, ok, b))
+            if ft_dir:
+                rows.append(ratio_row(name, ok, b, "edgekit+prune"))
         print(f"{name}: done in {time.monotonic() - t_model:.0f} s", flush=True)
         partial(args, rows, searches, judged_on, weights_meta)  # a run cut short keeps its finished models
     meta = run_meta(args, searches, judged_on, weights_meta)
     meta["goals"] = goals(rows, args.max_drop)
     table(rows, meta, args.trained, args.json)
-    print_goals(meta["goals"])
 
 
 if __name__ == "__main__":

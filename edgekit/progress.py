@@ -6,7 +6,14 @@ import contextlib
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 console = Console(stderr=True)
 
@@ -14,7 +21,7 @@ console = Console(stderr=True)
 def make_progress(show: bool = True) -> Progress:
     """Bars on a terminal; ``show=False`` for a process whose bars would only repeat another's (torchrun)."""
     return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True,
+                    MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
                     disable=not (show and sys.stderr.isatty()))
 
 

@@ -50,3 +50,11 @@ def as_path(p: Optional[Path]) -> Optional[str]:
 def names(text: Optional[str]) -> tuple[str, ...]:
     """A comma-separated option as a tuple of non-empty names."""
     return tuple(t.strip() for t in (text or "").split(",") if t.strip())
+
+
+def floats(text: str, what: str) -> tuple[float, ...]:
+    """A comma-separated option of numbers, e.g. 0.25,0.5."""
+    try:
+        return tuple(float(t) for t in names(text))
+    except ValueError:
+        raise typer.BadParameter(f"{what} {text}: give comma-separated numbers, e.g. 0.25,0.5") from None

@@ -85,6 +85,13 @@ def export(
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Seconds the --optimize search may "
                                                 "take: a step starts only if its estimate fits; FP32 is always "
                                                 "measured, and the step under way finishes."),
+    finetune_data: Optional[Path] = typer.Option(None, "--finetune-data", help="With --optimize: also prune the "
+                                                 "model at each --prune-ratios, fine-tune it on these images "
+                                                 "(distilled from the model as given), and measure each pruned "
+                                                 "model in FP32 and INT8 like the other candidates."),
+    prune_ratios: str = typer.Option("0.25,0.5", "--prune-ratios", help="Shares of channels the pruned candidates "
+                                     "remove (with --finetune-data)."),
+    finetune_epochs: int = typer.Option(3, "--finetune-epochs", help="Fine-tuning epochs per pruned candidate."),
     save_recipe: Optional[Path] = typer.Option(None, "--save-recipe", help="Also write the recipe that repeats "
                                                "this export (run it with `edgekit run`)."),
 ) -> None:
@@ -106,7 +113,8 @@ def export(
     request = ExportRequest(
         model, c.as_path(out), weights, num_classes, trust_checkpoint, c.as_path(eval_data), force,
         PreprocessOverrides(input_size, resize_size, interpolation, c.triple(mean, "--mean"), c.triple(std, "--std")),
-        GraphOptions(opset, dynamic_batch, atol, rtol, max_images, prune, c.as_path(plan), optimize, time_budget),
+        GraphOptions(opset, dynamic_batch, atol, rtol, max_images, prune, c.as_path(plan), optimize, time_budget,
+                     c.as_path(finetune_data), c.floats(prune_ratios, "--prune-ratios"), finetune_epochs),
         QuantizeOptions(precision_of(int8, fp16), target, c.as_path(calib_data), calib_size, calib_method,
                         percentile, seed, c.as_path(calib_cache), parse_max_drop(max_drop), max_float_layers,
                         c.names(exclude_ops), c.names(int8_ops) or None, per_tensor),
@@ -129,7 +137,7 @@ def export(
     files = ["model.onnx"] + [rep[k]["file"] for k in ("int8", "fp16") if k in rep] + ["report.json", "report.md"]
     files += ["bundle/"] if "bundle" in rep else []
     files += [rep["engine"]["file"]] if "engine" in rep else []
-    files += [rep["optimize"]["choice"]["file"]] if "optimize" in rep else []
+    files += [rep["optimize"]["choice"]["file"], *rep["optimize"]["shipped_with_choice"]] if "optimize" in rep else []
     typer.echo(f"wrote {', '.join(f'{out}/{f}' for f in files)}")
     q = rep.get("int8")
     if q and q["within_budget"] is False:

@@ -39,11 +39,13 @@ class Candidate:
     nncf: bool = False  # OpenVINO's own INT8 recipe (NNCF) instead of edgekit's Q/DQ ONNX
     runtime: tuple[tuple[str, object], ...] = ()  # runner options, e.g. (("ENABLE_CPU_PINNING", True),)
     float_nodes: tuple[str, ...] = ()  # mixed precision: these nodes (the most sensitive) stay float
+    pruned: float | None = None  # the channel ratio of a pruned and fine-tuned model (None: the model as given)
 
     @property
     def artifact_key(self) -> tuple:
         """Candidates that differ only in runtime options (or backend) share one file."""
-        return (self.precision, self.exclude, self.int8_ops, self.symmetric_activations, self.nncf, self.float_nodes)
+        return (self.precision, self.exclude, self.int8_ops, self.symmetric_activations, self.nncf, self.float_nodes,
+                self.pruned)
 
 
 @dataclass
@@ -151,6 +153,13 @@ class TimeBudget:
 
     def allows(self, what: str, n_candidates: int = 1) -> bool:
         if self.seconds is None or self.spent() + n_candidates * self.per_candidate() <= self.seconds:
+            return True
+        self.skipped.append(what)
+        return False
+
+    def allows_seconds(self, what: str, seconds: float) -> bool:
+        """A step whose own cost is estimated in seconds (a fine-tuning), not in candidates."""
+        if self.seconds is None or self.spent() + seconds <= self.seconds:
             return True
         self.skipped.append(what)
         return False

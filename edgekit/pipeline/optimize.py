@@ -1,154 +1,27 @@
 """`edgekit export --optimize`: build the candidate artifacts, measure each on this CPU, keep the best.
 
-The choice logic is pure and lives in ``edgekit.optimize``; this module builds files and runs them.
+The choice logic is pure and lives in ``candidates.py``; ``search.py`` builds files and measures them; this module
+runs the rounds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import shutil
-import statistics
 from pathlib import Path
 
 import numpy as np
 
 from ..data import calibration
-from ..data.images import load_array
 from ..errors import EdgekitError
 from ..fsutil import sha256_file
-from ..measure.quality import run_batched
-from ..measure.timing import TimingOptions, time_runner
-from ..quantize.config import QuantConfig
-from ..stats import accuracy, agreement
 from . import candidates as opt
-from .candidates import (
-    Candidate,
-    Measured,
-    candidates,
-    choose,
-    profiled_exclusions,
-    runner_for,
-    runtime_variants,
-    tuning_seeds,
-)
+from .candidates import Candidate, candidates, choose, profiled_exclusions, runtime_variants, tuning_seeds
+from .search import Quantizing, Running, Search
 
-SWEEPS = 3  # every round times each candidate alone, in turn, this many times; the median of medians decides
 PROFILED_STEPS = 4  # op types tried in float, costliest first
 KEEP_IF_FASTER = 0.97  # a float op type stays only if the whole model got 3% faster (noise is ~1-2% here)
-
-
-@dataclasses.dataclass(frozen=True)
-class Quantizing:
-    """How the search quantizes: the base config, the (materialized) calibration set and its range cache."""
-
-    cfg: QuantConfig
-    cal: object  # a CalibrationSet: read once per config, and its array feeds NNCF
-    cache_file: Path
-    key: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Running:
-    """How the search runs and times candidates."""
-
-    threads: int | None
-    timing: TimingOptions
-    progress: object = None
-
-
-class _Search:
-    """Shared state of one --optimize run: the calibration set, the judge images, built files, measurements."""
-
-    def __init__(self, source, tmp: Path, fp32_path: Path, x, y, quant: Quantizing, run: Running) -> None:
-        self.source, self.tmp, self.fp32_path, self.x = source, tmp, fp32_path, x
-        self.base_cfg, self.cal, self.cache_file, self.key = quant.cfg, quant.cal, quant.cache_file, quant.key
-        self.threads, self.timing, self.progress = run.threads, run.timing, run.progress
-        threads, progress, cal = run.threads, run.progress, quant.cal
-        self.files: dict[tuple, Path] = {}
-        self.labelled = y is not None and source.pretrained
-        pool_x, pool_y = x, (y if self.labelled else None)
-        if not self.labelled and cal.held_out is not None and len(cal.held_out):
-            pool_x, _ = load_array(cal.held_out.subset(range(min(len(cal.held_out), 500))), source.preprocess,
-                                   progress, "reading held-out images")
-        sel, judge = opt.split_selection_judge(len(pool_x), pool_y)
-        with runner_for(Candidate("ref", "onnxruntime", "fp32"), fp32_path, threads) as r:
-            ref = run_batched(r, pool_x)
-        # (images, labels or None, FP32 logits) of the half that chooses and of the half that reports
-        self.halves = {name: (pool_x[idx], None if pool_y is None else pool_y[idx], ref[idx])
-                       for name, idx in (("selection", sel), ("judge", judge))}
-        self.baseline = {name: self._score(ref[idx], h) for (name, h), idx in zip(self.halves.items(), (sel, judge))}
-        self.metrics: dict[str, dict[str, float]] = {}
-
-    def _score(self, logits, half) -> float:
-        _, labels, ref = half
-        return accuracy(logits, labels)["top1"] if labels is not None else agreement(logits, ref)["top1_agreement"]
-
-    def score(self, runner, half: str = "selection") -> float:
-        h = self.halves[half]
-        return self._score(run_batched(runner, h[0]), h)
-
-    def describe_split(self) -> dict:
-        return {"judged_by": "top-1" if self.labelled else "agreement with FP32",
-                "selection_images": len(self.halves["selection"][0]), "judge_images": len(self.halves["judge"][0]),
-                "baseline": self.baseline}
-
-    def artifact(self, cand: Candidate) -> Path:
-        if cand.precision == "fp32":
-            return self.fp32_path
-        if cand.artifact_key in self.files:
-            return self.files[cand.artifact_key]
-        (self.tmp / "candidates").mkdir(exist_ok=True)
-        if cand.float_nodes:
-            from .mixed import build_mixed
-
-            path = build_mixed(self, cand.float_nodes,
-                               self.tmp / "candidates" / f"int8-mixed-{len(cand.float_nodes)}.onnx")
-        elif cand.nncf:
-            from ..backends.openvino import int8_with_nncf
-
-            path = int8_with_nncf(self.fp32_path, self.tmp / "candidates" / "nncf_int8.xml", self.cal.x)
-        else:
-            from ..quantize.guard import quantize_with_guard
-
-            stem = "int8" + "".join(f"-float-{e.lower()}" for e in cand.exclude) + ("-s8" if
-                                                                                   cand.symmetric_activations else "")
-            path = self.tmp / "candidates" / f"{stem}.onnx"
-            extra = (("ActivationSymmetric", True),) if cand.symmetric_activations else ()
-            cfg = dataclasses.replace(self.base_cfg, exclude=self.base_cfg.exclude + cand.exclude,
-                                      extra=self.base_cfg.extra + extra)
-            suffix = "-s8" if cand.symmetric_activations else ""
-            quantize_with_guard(self.fp32_path, path, cfg, self.cal,
-                                self.cache_file.with_name(self.cache_file.stem + suffix + ".json"), self.key + suffix)
-        self.files[cand.artifact_key] = path
-        return path
-
-    def measure(self, cands: list[tuple[Candidate, Path]]) -> list[Measured]:
-        """Each candidate alone, in turn, ``SWEEPS`` times, the order rotated each sweep (no candidate always runs
-        first or after the same one); accuracy (or agreement) once on each half: the selection half's drop is the
-        one the choice uses, the judge half's is reported."""
-        medians: dict[str, list[float]] = {c.name: [] for c, _ in cands}
-        for sweep in range(SWEEPS):
-            shift = sweep % len(cands)
-            for cand, path in cands[shift:] + cands[:shift]:
-                with runner_for(cand, path, self.threads) as r:
-                    if cand.name not in self.metrics:
-                        self.metrics[cand.name] = {h: self.score(r, h) for h in self.halves}
-                    lat = time_runner(r, self.x[:1], self.timing, self.progress, desc=f"timing {cand.name}")
-                medians[cand.name].append(lat["median_ms"])
-                gc.collect()
-        out = []
-        for cand, path in cands:
-            size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0)
-            m = self.metrics[cand.name]
-            sweeps = medians[cand.name]
-            out.append(Measured(cand, statistics.median(sweeps), size, m["selection"],
-                                self.baseline["selection"] - m["selection"],
-                                str(path.relative_to(self.tmp)) if path.is_relative_to(self.tmp) else path.name,
-                                {"sweeps_ms": sweeps, "spread_ms": max(sweeps) - min(sweeps),
-                                 "judge_metric": m["judge"], "judge_drop": self.baseline["judge"] - m["judge"]}))
-        return out
 
 
 def optimize_artifact(ctx, q, g) -> dict:
@@ -177,7 +50,7 @@ def optimize_artifact(ctx, q, g) -> dict:
     key = calibration.cache_key(sha256_file(fp32_path), source.preprocess, {**base_cfg.method_fields(),
                                 "target": "cpu"}, cal)
     cache_file = Path(copts.cache) if copts.cache else calibration.DEFAULT_CACHE_DIR / f"{source.name}-{key[:16]}.json"
-    s = _Search(source, tmp, fp32_path, x, y, Quantizing(base_cfg, cal, cache_file, key),
+    s = Search(source, tmp, fp32_path, x, y, Quantizing(base_cfg, cal, cache_file, key),
                 Running(threads, timing, progress))
 
     # round 1: precision, op exclusions, backends; FP32 always (the answer of last resort), the rest while time lasts
@@ -209,6 +82,17 @@ def optimize_artifact(ctx, q, g) -> dict:
         if cands:
             measured += s.measure([(c, s.artifact(c)) for c in cands])
             clock.finished(len(cands))
+
+    # round 1c: pruned and fine-tuned models (--finetune-data), each in FP32 and in round 1's best INT8 recipe
+    pruned: dict = {}
+    if g.finetune_data is not None:
+        from ..prune.finetune import FinetuneConfig
+        from .pruned import FinetuneSearch, pruned_round, ship_pruned
+
+        fs = FinetuneSearch(g.finetune_data, g.prune_ratios, FinetuneConfig(epochs=g.finetune_epochs),
+                            cache_file.parent)
+        more, pruned = pruned_round(s, fs, measured, max_drop, backends, clock)
+        measured += more
 
     # round 2: where the INT8 time goes (onnxruntime's profiler), then float op types one at a time
     int8 = next((m for m in measured if m.candidate.name == "onnxruntime-int8"), None)
@@ -256,6 +140,7 @@ def optimize_artifact(ctx, q, g) -> dict:
     shutil.copyfile(src_file, chosen)
     if src_file.suffix == ".xml":  # an OpenVINO IR: the weights travel beside it
         shutil.copyfile(src_file.with_suffix(".bin"), chosen.with_suffix(".bin"))
+    shipped = [] if best.candidate.pruned is None else ship_pruned(s, best.candidate.pruned, chosen)
     runtime = {"backend": best.candidate.backend, "threads": threads, "options": dict(best.candidate.runtime)}
     (tmp / "model_best.runtime.json").write_text(json.dumps(runtime, indent=2) + "\n")
     ort_fp32 = next(m for m in measured if m.candidate.name == "onnxruntime-fp32")
@@ -267,6 +152,7 @@ def optimize_artifact(ctx, q, g) -> dict:
         notes.append(f"the choice runs with {best.candidate.backend} options {dict(best.candidate.runtime)}: "
                      "model_best.runtime.json records them and `edgekit profile` applies them")
     return {"objective": objective, "max_drop": max_drop, **s.describe_split(), "mixed_precision": mixed,
+            "pruned": pruned, "shipped_with_choice": shipped,
             "time_budget": clock.describe(),
             "choice": {**best.to_dict(), "file": chosen.name, "source_file": best.file},
             "candidates": [m.to_dict() for m in measured], "threads": threads,

@@ -34,9 +34,21 @@ class GraphOptions:
     plan: str | None = None  # a pruning plan from `edgekit prune` (weights then name its pruned_state_dict.pt)
     optimize: str | None = None  # latency or size: measure FP32/INT8 variants, keep the best in budget
     time_budget: float | None = None  # seconds the --optimize search may take
+    finetune_data: str | None = None  # --optimize also tries pruned models fine-tuned on these images
+    prune_ratios: tuple[float, ...] = (0.25, 0.5)  # the channel ratios of those pruned candidates
+    finetune_epochs: int = 3
 
     def __post_init__(self) -> None:
         from .candidates import OBJECTIVES
+
+        object.__setattr__(self, "prune_ratios", tuple(float(r) for r in self.prune_ratios))
+        if isinstance(self.finetune_data, Path):
+            object.__setattr__(self, "finetune_data", str(self.finetune_data))
+        if not self.prune_ratios or not all(0 < r < 1 for r in self.prune_ratios):
+            raise EdgekitError(f"--prune-ratios {','.join(f'{r:g}' for r in self.prune_ratios) or '(none)'}: give "
+                               "one or more shares of channels to remove, each in (0, 1), e.g. 0.25,0.5")
+        if self.finetune_epochs < 1:
+            raise EdgekitError(f"--finetune-epochs {self.finetune_epochs}: give at least 1")
 
         if self.opset < 17:
             raise EdgekitError(f"opset must be 17 or newer (got {self.opset})")
@@ -222,10 +234,32 @@ def _refusals(r: ExportRequest) -> None:
         raise EdgekitError("--prune needs the torch model, not an ONNX file: pass a zoo name and --weights")
     if g.prune_ratio is not None and g.plan is not None:
         raise EdgekitError("--prune with --plan: the plan is already pruned; give one of them")
+    if g.finetune_data is not None:
+        _finetune_refusals(r)
     if b.name == "tensorrt" and b.build_on == "board" and q.precision == "fp32":
         raise EdgekitError("a Jetson bundle carries an INT8 or FP16 model: add --int8 or --fp16")
     if b.name == "tensorrt":
         b.build(q.precision)  # DLA with FP32, a bad profile, an out-of-range level: refused now
+
+
+def _finetune_refusals(r: ExportRequest) -> None:
+    g = r.export
+    if g.optimize is None:
+        raise EdgekitError("--finetune-data feeds the pruned candidates of --optimize: add --optimize latency (or "
+                           "size), or prune one ratio with `edgekit prune --finetune-data`")
+    if is_onnx(r.model):
+        raise EdgekitError(f"--finetune-data prunes and fine-tunes the torch model, not {r.model}: pass a zoo name "
+                           "and --weights")
+    if g.prune_ratio is not None or g.plan is not None:
+        raise EdgekitError("--finetune-data with --prune or --plan: the search prunes the model as given; drop "
+                           "--prune/--plan")
+    if r.eval_data is not None and Path(r.eval_data).resolve() == Path(g.finetune_data).resolve():
+        raise EdgekitError(f"--finetune-data and --eval-data are both {r.eval_data}: the search would judge models "
+                           "on the images they were fine-tuned on; give two disjoint folders")
+    from ..models.registry import get_card
+    from ..prune.plan import check_prunable
+
+    check_prunable(get_card(r.model))
 
 
 def precision_of(int8: bool, fp16: bool) -> str:

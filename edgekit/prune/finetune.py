@@ -134,7 +134,9 @@ def finetune(student, teacher, x_train: np.ndarray, y_train: np.ndarray | None, 
         else None
     x_train = x_train[train_idx]
     y_train = None if y_train is None else np.asarray(y_train)[train_idx]
-    with _distributed() as (rank, world, device):
+    import torch
+
+    with _distributed() as (rank, world, device), torch.enable_grad():  # even where the caller turned them off
         history, best = _train(student, teacher, (x_train, y_train), cfg, (select, held_out), state_file,
                                progress, (rank, world, device))
     student.load_state_dict(best["state"])

@@ -72,6 +72,13 @@ def channel_counts(model) -> dict[str, int]:
 def prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
     """Prune ``model`` in place; returns the plan (a dict ready for JSON)."""
     import torch
+
+    with torch.enable_grad():  # Torch-Pruning traces the graph through autograd: a caller's no_grad would hide it
+        return _prune(model, card, input_shape, cfg, taylor_batches)
+
+
+def _prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
+    import torch
     import torch_pruning as tp
 
     check_prunable(card)

@@ -58,6 +58,10 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
         for cnd in o["candidates"]:
             rows.append((f"candidate {cnd['name']}", f"{cnd['latency_ms']:.3f} ms, {cnd['size_bytes'] / 1e6:.3f} MB, "
                                                      f"{cnd['metric']:.2f}% (drop {cnd['drop']:.2f})"))
+        for ratio, pm in ((o.get("pruned") or {}).get("models") or {}).items():
+            rows.append((f"pruned {ratio}", f"{pm['layers_pruned']} layers, channels rounded to {pm['round_to']}, "
+                                            f"best epoch {pm['best_epoch']}, " + ("fine-tuned model from the cache"
+                                            if pm["cache"]["hit"] else f"fine-tuned in {pm['finetune_s']:.0f} s")))
         ch = o["choice"]
         rows.append(("chosen", f"{ch['name']} on {ch['backend']} -> {ch['file']} (fastest within drop {o['max_drop']})"
                      if o["objective"] == "latency" else f"{ch['name']} -> {ch['file']} (smallest within drop "

@@ -5,6 +5,7 @@ request is built, before any file is read."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -35,6 +36,9 @@ CASES = {
     "export.plan": ("p/plan.json", {}),
     "export.optimize": ("size", {}),
     "export.time_budget": (60.0, {"export.optimize": "latency"}),
+    "export.finetune_data": ("ft", {"export.optimize": "latency"}),
+    "export.prune_ratios": ((0.3,), {"export.optimize": "latency", "export.finetune_data": "ft"}),
+    "export.finetune_epochs": (2, {"export.optimize": "latency", "export.finetune_data": "ft"}),
     "quantize.precision": ("fp16", {}),
     "quantize.target": ("tensorrt", {"quantize.precision": "int8"}),
     "quantize.calib_data": ("calib", {"quantize.precision": "int8"}),
@@ -137,15 +141,25 @@ def test_the_commands_conveniences_are_the_requests():
     ({"export.prune_ratio": 1.5}, "--prune 1.5"),
     ({"quantize.max_drop": -1.0, "quantize.precision": "int8"}, "must not be negative"),
     ({"quantize.target": "gpu", "quantize.precision": "int8"}, "unknown INT8 target 'gpu'"),
+    ({"export.finetune_data": "ft"}, "--finetune-data feeds the pruned candidates of --optimize"),
+    ({"export.finetune_data": "val", "export.optimize": "latency", "eval_data": "val"},
+     "--finetune-data and --eval-data are both val"),
+    ({"export.finetune_data": "ft", "export.optimize": "latency", "export.prune_ratio": 0.3},
+     "--finetune-data with --prune or --plan"),
+    ({"export.prune_ratios": (0.5, 1.0)}, "--prune-ratios 0.5,1: give one or more shares"),
+    ({"export.prune_ratios": ()}, "--prune-ratios (none)"),
+    ({"export.finetune_epochs": 0}, "--finetune-epochs 0: give at least 1"),
 ])
 def test_contradictions_are_refused_when_the_request_is_built(settings, message):
-    with pytest.raises(EdgekitError, match=message.replace("(", r"\(").replace("+", r"\+")):
+    with pytest.raises(EdgekitError, match=re.escape(message)):
         _request(settings)
 
 
 def test_onnx_input_refusals_need_no_file():
     for graph, message in ((GraphOptions(dynamic_batch=True), "--dynamic-batch applies to torch models"),
-                           (GraphOptions(prune_ratio=0.5), "--prune needs the torch model")):
+                           (GraphOptions(prune_ratio=0.5), "--prune needs the torch model"),
+                           (GraphOptions(optimize="latency", finetune_data="ft"),
+                            "--finetune-data prunes and fine-tunes the torch model, not does/not/exist.onnx")):
         with pytest.raises(EdgekitError, match=message):
             ExportRequest("does/not/exist.onnx", export=graph)
 

@@ -256,3 +256,28 @@ def test_finetune_resumes_after_interruption(digits, digits_model, digits_pre, t
     assert [h["epoch"] for h in hist["history"]] == [1, 2]
     with pytest.raises(EdgekitError, match="other settings"):
         ft.finetune(copy.deepcopy(teacher), teacher, x, y, ft.FinetuneConfig(epochs=3), None, state)
+
+
+def test_prune_and_finetune_work_where_the_caller_turned_gradients_off(tmp_path):
+    """A script or benchmark under ``torch.set_grad_enabled(False)``: Torch-Pruning traces through autograd and
+    fine-tuning needs gradients, so both turn them on for themselves (before, prune failed an assertion)."""
+    import numpy as np
+    import torch
+    import torchvision
+
+    from edgekit.models.registry import get_card
+    from edgekit.prune.finetune import FinetuneConfig, finetune
+    from edgekit.prune.plan import PruneConfig, prune
+
+    torch.manual_seed(0)
+    m, teacher = torchvision.models.mobilenet_v2(num_classes=10), torchvision.models.mobilenet_v2(num_classes=10)
+    x = np.random.default_rng(0).random((32, 3, 32, 32), dtype=np.float32)
+    before = [p.clone() for p in m.parameters()]
+    with torch.no_grad():
+        plan = prune(m, get_card("mobilenet_v2"), (1, 3, 32, 32), PruneConfig(0.5))
+        pruned = [p.clone() for p in m.parameters()]
+        finetune(m, teacher.eval(), x, np.arange(32) % 10, FinetuneConfig(epochs=1, batch_size=16), None,
+                 tmp_path / "state.pt")
+        assert not torch.is_grad_enabled()  # the caller's setting is back
+    assert plan["layers"] and sum(p.numel() for p in pruned) < sum(p.numel() for p in before)
+    assert any(not torch.equal(a, b) for a, b in zip(pruned, m.parameters()))  # the weights were trained

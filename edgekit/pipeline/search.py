@@ -1,0 +1,137 @@
+"""The shared state of one ``--optimize`` run: the calibration set, the selection and judge halves, the files
+built and their measurements. The rounds in ``optimize.py`` (and ``mixed.py``, ``pruned.py``) ask it for a
+candidate's file and measure lists of candidates with it."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import statistics
+from pathlib import Path
+
+from ..data.images import load_array
+from ..measure.quality import run_batched
+from ..measure.timing import TimingOptions, time_runner
+from ..quantize.config import QuantConfig
+from ..stats import accuracy, agreement
+from . import candidates as opt
+from .candidates import Candidate, Measured, runner_for
+
+SWEEPS = 3  # every round times each candidate alone, in turn, this many times; the median of medians decides
+
+
+@dataclasses.dataclass(frozen=True)
+class Quantizing:
+    """How the search quantizes: the base config, the (materialized) calibration set and its range cache."""
+
+    cfg: QuantConfig
+    cal: object  # a CalibrationSet: read once per config, and its array feeds NNCF
+    cache_file: Path
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Running:
+    """How the search runs and times candidates."""
+
+    threads: int | None
+    timing: TimingOptions
+    progress: object = None
+
+
+class Search:
+    """Shared state of one --optimize run: the calibration set, the judge images, built files, measurements."""
+
+    def __init__(self, source, tmp: Path, fp32_path: Path, x, y, quant: Quantizing, run: Running) -> None:
+        self.source, self.tmp, self.fp32_path, self.x = source, tmp, fp32_path, x
+        self.base_cfg, self.cal, self.cache_file, self.key = quant.cfg, quant.cal, quant.cache_file, quant.key
+        self.threads, self.timing, self.progress = run.threads, run.timing, run.progress
+        threads, progress, cal = run.threads, run.progress, quant.cal
+        self.files: dict[tuple, Path] = {}
+        self.labelled = y is not None and source.pretrained
+        pool_x, pool_y = x, (y if self.labelled else None)
+        if not self.labelled and cal.held_out is not None and len(cal.held_out):
+            pool_x, _ = load_array(cal.held_out.subset(range(min(len(cal.held_out), 500))), source.preprocess,
+                                   progress, "reading held-out images")
+        sel, judge = opt.split_selection_judge(len(pool_x), pool_y)
+        with runner_for(Candidate("ref", "onnxruntime", "fp32"), fp32_path, threads) as r:
+            ref = run_batched(r, pool_x)
+        # (images, labels or None, FP32 logits) of the half that chooses and of the half that reports
+        self.halves = {name: (pool_x[idx], None if pool_y is None else pool_y[idx], ref[idx])
+                       for name, idx in (("selection", sel), ("judge", judge))}
+        self.baseline = {name: self._score(ref[idx], h) for (name, h), idx in zip(self.halves.items(), (sel, judge))}
+        self.metrics: dict[str, dict[str, float]] = {}
+        self.pruned = None  # the fine-tuned pruned models (pruned.PrunedModels), once the pruned round runs
+
+    def _score(self, logits, half) -> float:
+        _, labels, ref = half
+        return accuracy(logits, labels)["top1"] if labels is not None else agreement(logits, ref)["top1_agreement"]
+
+    def score(self, runner, half: str = "selection") -> float:
+        h = self.halves[half]
+        return self._score(run_batched(runner, h[0]), h)
+
+    def describe_split(self) -> dict:
+        return {"judged_by": "top-1" if self.labelled else "agreement with FP32",
+                "selection_images": len(self.halves["selection"][0]), "judge_images": len(self.halves["judge"][0]),
+                "baseline": self.baseline}
+
+    def artifact(self, cand: Candidate) -> Path:
+        if cand.precision == "fp32" and cand.pruned is None:
+            return self.fp32_path
+        if cand.artifact_key in self.files:
+            return self.files[cand.artifact_key]
+        (self.tmp / "candidates").mkdir(exist_ok=True)
+        if cand.pruned is not None:
+            from .pruned import pruned_artifact
+
+            path = pruned_artifact(self, cand)
+        elif cand.float_nodes:
+            from .mixed import build_mixed
+
+            path = build_mixed(self, cand.float_nodes,
+                               self.tmp / "candidates" / f"int8-mixed-{len(cand.float_nodes)}.onnx")
+        elif cand.nncf:
+            from ..backends.openvino import int8_with_nncf
+
+            path = int8_with_nncf(self.fp32_path, self.tmp / "candidates" / "nncf_int8.xml", self.cal.x)
+        else:
+            from ..quantize.guard import quantize_with_guard
+
+            stem = "int8" + "".join(f"-float-{e.lower()}" for e in cand.exclude) + ("-s8" if
+                                                                                   cand.symmetric_activations else "")
+            path = self.tmp / "candidates" / f"{stem}.onnx"
+            extra = (("ActivationSymmetric", True),) if cand.symmetric_activations else ()
+            cfg = dataclasses.replace(self.base_cfg, exclude=self.base_cfg.exclude + cand.exclude,
+                                      extra=self.base_cfg.extra + extra)
+            suffix = "-s8" if cand.symmetric_activations else ""
+            quantize_with_guard(self.fp32_path, path, cfg, self.cal,
+                                self.cache_file.with_name(self.cache_file.stem + suffix + ".json"), self.key + suffix)
+        self.files[cand.artifact_key] = path
+        return path
+
+    def measure(self, cands: list[tuple[Candidate, Path]]) -> list[Measured]:
+        """Each candidate alone, in turn, ``SWEEPS`` times, the order rotated each sweep (no candidate always runs
+        first or after the same one); accuracy (or agreement) once on each half: the selection half's drop is the
+        one the choice uses, the judge half's is reported."""
+        medians: dict[str, list[float]] = {c.name: [] for c, _ in cands}
+        for sweep in range(SWEEPS):
+            shift = sweep % len(cands)
+            for cand, path in cands[shift:] + cands[:shift]:
+                with runner_for(cand, path, self.threads) as r:
+                    if cand.name not in self.metrics:
+                        self.metrics[cand.name] = {h: self.score(r, h) for h in self.halves}
+                    lat = time_runner(r, self.x[:1], self.timing, self.progress, desc=f"timing {cand.name}")
+                medians[cand.name].append(lat["median_ms"])
+                gc.collect()
+        out = []
+        for cand, path in cands:
+            size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0)
+            m = self.metrics[cand.name]
+            sweeps = medians[cand.name]
+            out.append(Measured(cand, statistics.median(sweeps), size, m["selection"],
+                                self.baseline["selection"] - m["selection"],
+                                str(path.relative_to(self.tmp)) if path.is_relative_to(self.tmp) else path.name,
+                                {"sweeps_ms": sweeps, "spread_ms": max(sweeps) - min(sweeps),
+                                 "judge_metric": m["judge"], "judge_drop": self.baseline["judge"] - m["judge"]}))
+        return out

@@ -1,0 +1,177 @@
+"""Pruned and fine-tuned candidates inside `--optimize` (`--finetune-data`): the pure pieces, then one real run on
+the digits model."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from helpers import DIGITS_FLAGS
+
+from edgekit.pipeline.candidates import Candidate, Measured, TimeBudget, choose
+from edgekit.pipeline.pruned import _int8_recipe, channel_rounding, pruned_candidates, pruned_key
+
+
+def test_channel_rounding_follows_the_backend_and_the_cpu():
+    assert channel_rounding("onnxruntime", {"avx2", "avx512f"}) == 16  # 16 floats per AVX-512 register
+    assert channel_rounding("openvino", {"avx2", "fma"}) == 8
+    assert channel_rounding("onnxruntime", set()) == 8  # unknown CPU: the narrower width
+    assert channel_rounding("tensorrt", {"avx512f"}) == 32  # INT8 Tensor Core kernels
+
+
+def test_pruned_candidates_take_round_ones_int8_recipe():
+    like = Candidate("onnxruntime-int8-no-depthwise", "onnxruntime", "int8", exclude=("depthwise",))
+    cands = pruned_candidates([0.25, 0.5], ["onnxruntime", "openvino"], like)
+    assert [c.name for c in cands] == [
+        "onnxruntime-pruned-0.25-fp32", "onnxruntime-pruned-0.25-int8-float-depthwise",
+        "openvino-pruned-0.25-fp32", "openvino-pruned-0.25-int8-float-depthwise",
+        "onnxruntime-pruned-0.5-fp32", "onnxruntime-pruned-0.5-int8-float-depthwise",
+        "openvino-pruned-0.5-fp32", "openvino-pruned-0.5-int8-float-depthwise"]
+    assert {c.exclude for c in cands if c.precision == "int8"} == {("depthwise",)}
+    # one file per ratio and precision, shared by the backends; never the unpruned model's file
+    assert cands[0].artifact_key == cands[2].artifact_key != cands[4].artifact_key
+    assert cands[0].artifact_key != Candidate("onnxruntime-fp32", "onnxruntime", "fp32").artifact_key
+    plain = pruned_candidates([0.5], ["onnxruntime"], None)
+    assert [c.name for c in plain] == ["onnxruntime-pruned-0.5-fp32", "onnxruntime-pruned-0.5-int8"]
+
+
+def _m(cand, ms, drop, size=1000):
+    return Measured(cand, ms, size, 90.0 - drop, drop)
+
+
+def test_int8_recipe_is_the_fastest_plain_int8_within_budget():
+    ms = [_m(Candidate("onnxruntime-int8", "onnxruntime", "int8"), 0.30, 0.2),
+          _m(Candidate("onnxruntime-int8-no-depthwise", "onnxruntime", "int8", exclude=("depthwise",)), 0.25, 0.4),
+          _m(Candidate("onnxruntime-int8-s8", "onnxruntime", "int8", symmetric_activations=True), 0.20, 3.0),
+          _m(Candidate("onnxruntime-int8-mixed-2", "onnxruntime", "int8", float_nodes=("a", "b")), 0.10, 0.1),
+          _m(Candidate("openvino-int8-nncf", "openvino", "int8", nncf=True), 0.11, 0.1),
+          _m(Candidate("onnxruntime-fp32", "onnxruntime", "fp32"), 0.05, 0.0)]
+    assert _int8_recipe(ms, 0.5).name == "onnxruntime-int8-no-depthwise"  # s8 over budget; mixed/NNCF don't carry
+    assert _int8_recipe(ms, 0.3).name == "onnxruntime-int8"
+    assert _int8_recipe(ms, 0.1) is None  # none fits: the pruned INT8 is plain INT8
+
+
+def test_a_pruned_candidate_is_chosen_like_any_other():
+    fp32 = _m(Candidate("onnxruntime-fp32", "onnxruntime", "fp32"), 1.0, 0.0, 8_000_000)
+    int8 = _m(Candidate("onnxruntime-int8", "onnxruntime", "int8"), 0.6, 0.3, 2_000_000)
+    p25 = _m(Candidate("onnxruntime-pruned-0.25-int8", "onnxruntime", "int8", pruned=0.25), 0.45, 0.4, 1_100_000)
+    p50 = _m(Candidate("onnxruntime-pruned-0.5-int8", "onnxruntime", "int8", pruned=0.5), 0.3, 1.2, 600_000)
+    ms = [fp32, int8, p25, p50]
+    assert choose(ms, 0.5) is p25  # 0.5 prunes too much for a 0.5-point budget
+    assert choose(ms, 1.5) is p50
+    assert choose(ms, 0.35) is int8
+    assert choose(ms, 0.5, "size") is p25
+
+
+def test_pruned_key_changes_with_everything_the_weights_depend_on():
+    base = dict(model_sha256="a" * 64, ratio=0.5, round_to=16, finetune={"epochs": 3}, data_fingerprint="d",
+                preprocess={"crop_size": 32})
+    key = pruned_key(**base)
+    assert key == pruned_key(**base)
+    for field, other in (("model_sha256", "b" * 64), ("ratio", 0.25), ("round_to", 8), ("finetune", {"epochs": 4}),
+                         ("data_fingerprint", "e"), ("preprocess", {"crop_size": 64})):
+        assert pruned_key(**{**base, field: other}) != key, field
+
+
+class _Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_time_budget_in_seconds_for_a_fine_tuning():
+    clock = _Clock()
+    tb = TimeBudget(100.0, clock)
+    clock.t = 30.0
+    assert tb.allows_seconds("pruned 0.25 (about 70 s)", 70.0)  # 30 + 70 fits exactly
+    clock.t = 60.0
+    assert not tb.allows_seconds("pruned 0.5 (about 50 s)", 50.0)
+    assert tb.describe()["skipped"] == ["pruned 0.5 (about 50 s)"]
+    assert TimeBudget(None, clock).allows_seconds("anything", 1e9)
+
+
+def test_finetune_data_needs_a_prunable_model(cli, tmp_path):
+    code, _, err = cli("export", "efficientnet_lite0", "--optimize", "latency", "--finetune-data", tmp_path,
+                       "--out", tmp_path / "o")
+    assert code == 2 and "efficientnet_lite0 cannot be pruned safely" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow  # about 90 s on 2 cores: two searches with a fine-tuning
+def test_optimize_with_finetune_data_on_digits(digits, digits_model, cli, tmp_path, monkeypatch):
+    """The whole move on the real digits model: a MobileNetV2 pruned by half (channels rounded for this CPU),
+    fine-tuned on the train images, exported, quantized, measured on every backend and judged on the selection
+    half like every other candidate. ``--optimize size`` with a loose budget makes the choice deterministic: the
+    pruned INT8 file is the smallest. The choice ships with its plan and weights, which rebuild the same network;
+    a second run reads the fine-tuned model from the cache instead of training again."""
+    monkeypatch.chdir(tmp_path)  # the fine-tuned models are cached under ./calibration/cache
+    args = ["export", "mobilenet_v2", "--weights", digits_model[0], "--optimize", "size", "--max-drop", "10",
+            "--eval-data", digits[1], "--calib-data", digits[0], "--calib-size", "64", "--threads", "2",
+            "--finetune-data", digits[0], "--prune-ratios", "0.5", "--finetune-epochs", "8", *DIGITS_FLAGS]
+    code, _, err = cli(*args, "--out", tmp_path / "o")
+    assert code == 0, err
+    o = json.loads((tmp_path / "o" / "report.json").read_text())["optimize"]
+    cands = {c["name"]: c for c in o["candidates"]}
+    backends = ["onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+    pruned = {n: c for n, c in cands.items() if c["pruned"] == 0.5 and not c["runtime"]}
+    assert {(c["backend"], c["precision"]) for c in pruned.values()} == {(b, p) for b in backends
+                                                                        for p in ("fp32", "int8")}
+    info = o["pruned"]["models"]["0.5"]
+    assert info["round_to"] in (8, 16) and not info["cache"]["hit"]
+    assert info["verification_max_abs_diff"] < 1e-4  # the pruned ONNX file is its torch model
+    # half the channels: about a quarter of the weights (the stem, the classifier and rounding keep some more)
+    fp32_size = cands["onnxruntime-fp32"]["size_bytes"]
+    assert pruned["onnxruntime-pruned-0.5-fp32"]["size_bytes"] < 0.35 * fp32_size
+    # fine-tuned, the pruned model is a classifier again: on the 177 judge images (1 image = 0.56 points) it stays
+    # within 8 points of the unpruned model (4 measured); after 2 epochs it lost 23, after 3 epochs 12
+    assert pruned["onnxruntime-pruned-0.5-fp32"]["judge_drop"] < 8
+    ch = o["choice"]
+    assert ch["name"] == choose_name(o, 10)
+    assert ch["pruned"] == 0.5 and ch["precision"] == "int8"
+    best = tmp_path / "o" / "model_best.onnx"
+    assert sorted(o["shipped_with_choice"]) == ["model_best.plan.json", "model_best.pruned_state_dict.pt"]
+
+    # the plan and weights beside the choice rebuild the network: its logits are the FP32 pruned file's
+    import onnxruntime as ort
+    import torch
+    import torchvision
+
+    from edgekit.models.registry import get_card
+    from edgekit.prune.plan import rebuild
+
+    plan = json.loads((tmp_path / "o" / "model_best.plan.json").read_text())
+    net = rebuild(torchvision.models.mobilenet_v2(num_classes=10), plan, get_card("mobilenet_v2"))
+    net.load_state_dict(torch.load(tmp_path / "o" / "model_best.pruned_state_dict.pt", weights_only=True))
+    fp32_file = tmp_path / "o" / "candidates" / "pruned-0.5" / "model.onnx"
+    sess = ort.InferenceSession(str(fp32_file), providers=["CPUExecutionProvider"])
+    for seed in range(3):  # the file has a static batch of 1
+        x = np.random.default_rng(seed).standard_normal((1, 3, 32, 32)).astype(np.float32)
+        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(got, net.eval()(torch.from_numpy(x)).detach().numpy(), atol=1e-4, rtol=1e-3)
+    assert plan["pruned_weights_sha256"] == _sha(tmp_path / "o" / "model_best.pruned_state_dict.pt")
+    assert best.stat().st_size == ch["size_bytes"]
+
+    # resumable: the same search again reads the fine-tuned model from the cache, and ships the same weights
+    code, _, err = cli(*args, "--out", tmp_path / "o2", "--max-images", "60")  # fewer images: the cache key
+    # depends on the model, the ratio, the rounding, the fine-tuning settings and images, not on the judge images
+    assert code == 0, err
+    again = json.loads((tmp_path / "o2" / "report.json").read_text())["optimize"]["pruned"]["models"]["0.5"]
+    assert again["cache"] == {"file": info["cache"]["file"], "hit": True}
+    assert again["finetune_s"] < info["finetune_s"]
+    assert _sha(tmp_path / "o2" / "candidates" / "pruned-0.5" / "pruned_state_dict.pt") == \
+        _sha(tmp_path / "o" / "candidates" / "pruned-0.5" / "pruned_state_dict.pt")
+
+
+def choose_name(o: dict, max_drop: float) -> str:
+    """The choice the report's own figures imply: the smallest file within budget on the selection half."""
+    ok = [c for c in o["candidates"] if c["drop"] <= max_drop]
+    return min(ok, key=lambda c: (c["size_bytes"], round(c["latency_ms"], 6), c["name"]))["name"]
