@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -37,5 +38,8 @@ def emit(title: str, rows: list[dict], columns: list[tuple[str, str]], path: str
     for r in rows:
         t.add_row(*[(f"{r[k]:.3f}" if isinstance(r.get(k), float) else str(r.get(k, ""))) for k, _ in columns])
     Console(width=160).print(t)
-    Path(path).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str) + "\n")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: a reader never sees half a file
+    tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
     print(f"wrote {path}")
