@@ -124,9 +124,8 @@ class PrunedModels:
         student = copy.deepcopy(teacher)
         plan = prune(student, get_card(source.name), source.input_shape, PruneConfig(ratio, round_to=self.round_to))
         cache, started = self.cache_file(ratio), time.monotonic()
-        saved = torch.load(cache, weights_only=True) if cache.exists() else None
+        saved = _cached(cache, student)
         if saved is not None:
-            student.load_state_dict(saved["state"])
             history = saved["history"]
         else:
             state = cache.with_name(cache.stem + ".finetune-state.pt")  # an interrupted run resumes here
@@ -151,6 +150,22 @@ class PrunedModels:
                                    "layers_pruned": len(plan["layers"]),
                                    "verification_max_abs_diff": checked["max_abs_diff"]}
         return path
+
+
+def _cached(cache: Path, student) -> dict | None:
+    """The cached fine-tuning, loaded into ``student``; None when there is none or it does not fit (a file from
+    another Torch-Pruning cutting other channels, a damaged file): then it is trained again and replaced."""
+    import torch
+
+    if not cache.exists():
+        return None
+    try:
+        saved = torch.load(cache, weights_only=True)
+        copy.deepcopy(student).load_state_dict(saved["state"])  # a misfit raises here, leaving ``student`` whole
+    except Exception:  # noqa: BLE001 - any unreadable cache means: train again
+        return None
+    student.load_state_dict(saved["state"])
+    return saved
 
 
 def _save(path: Path, obj, write) -> None:

@@ -175,3 +175,31 @@ def choose_name(o: dict, max_drop: float) -> str:
     """The choice the report's own figures imply: the smallest file within budget on the selection half."""
     ok = [c for c in o["candidates"] if c["drop"] <= max_drop]
     return min(ok, key=lambda c: (c["size_bytes"], round(c["latency_ms"], 6), c["name"]))["name"]
+
+
+def test_a_cache_that_does_not_fit_means_training_again(tmp_path):
+    """A damaged cache file, or one whose channels differ (another Torch-Pruning cut), is not loaded: the model is
+    left as it was and fine-tuned again; a fitting one is loaded whole."""
+    import torch
+
+    from edgekit.pipeline.pruned import _cached
+
+    def net(width):
+        torch.manual_seed(width)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, width, 3), torch.nn.Conv2d(width, 4, 1))
+
+    student = net(8)
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    assert _cached(tmp_path / "missing.pt", student) is None
+    (tmp_path / "damaged.pt").write_bytes(b"not a torch file")
+    assert _cached(tmp_path / "damaged.pt", student) is None
+    torch.save({"state": net(6).state_dict(), "history": {}}, tmp_path / "other.pt")
+    assert _cached(tmp_path / "other.pt", student) is None
+    assert all(torch.equal(before[k], v) for k, v in student.state_dict().items())  # untouched by the misfit
+    other_weights = net(8)  # the same architecture, other weights
+    with torch.no_grad():
+        for p in other_weights.parameters():
+            p.add_(1.0)
+    torch.save({"state": other_weights.state_dict(), "history": {"best_epoch": 2}}, tmp_path / "fits.pt")
+    assert _cached(tmp_path / "fits.pt", student)["history"] == {"best_epoch": 2}
+    assert all(torch.equal(other_weights.state_dict()[k], v) for k, v in student.state_dict().items())

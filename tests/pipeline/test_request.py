@@ -220,3 +220,18 @@ def test_prune_save_recipe_round_trip(option, tmp_path):
     path.write_text(dump(from_prune_request(request)))
     again = load(path).prune_request()
     assert again == request, f"{option} changed on the way through {path.read_text()}"
+
+
+def test_save_recipe_refuses_an_importance_object():
+    """A recipe names its importance: a Torch-Pruning Importance object cannot be written, and saying so beats a
+    recipe that silently prunes by L1."""
+    import torch_pruning as tp
+
+    from edgekit.pipeline.prune import PruneRequest
+    from edgekit.prune.plan import PruneConfig
+    from edgekit.recipe.from_args import from_prune_request
+
+    request = PruneRequest("mobilenet_v2", prune=PruneConfig(0.3, importance=tp.importance.GroupMagnitudeImportance()))
+    with pytest.raises(EdgekitError, match=r"--save-recipe with a GroupMagnitudeImportance object as importance: a "
+                                           r"recipe names its importance; register it"):
+        from_prune_request(request)
