@@ -149,6 +149,7 @@ TRAINED_MODELS = ["squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shuffl
 # train_models.py's splits (kind, first, end): the same images for every tool
 SPLITS = {"finetune": ("train", 50000, 60000), "selection": ("t10k", 0, 5000), "judge": ("t10k", 5000, 10000)}
 TRAINED_PRE = (64, 64, "bilinear", (0.5,) * 3, (0.5,) * 3)  # crop, resize, interpolation, mean, std
+TRAINED_ON = 20000  # train_models.py trained the weights on train images 0-19999
 
 
 def trained_weights(name: str, cache: Path) -> Path:
@@ -196,24 +197,27 @@ def trained_images(work: Path, n_calib: int, n_select: int, n_judge: int) -> tup
     return work / "finetune", work / "selection", work / "judge", "; ".join(used)
 
 
-def finetune_images(work: Path, skip: int, n: int) -> tuple[Path, str]:
-    """Labelled class folders of ``n`` finetune-split images after the ``skip`` calibration images."""
+def finetune_images(work: Path, start: int, n: int, n_calib: int) -> tuple[Path, str]:
+    """Labelled class folders of ``n`` train images from ``start``: images the trained weights never saw
+    (train_models.py trained on train 0-19999) and not the calibration images (train 50000-, the first ``n_calib``)."""
     import gzip
 
     from PIL import Image
 
-    kind, a, b = SPLITS["finetune"]
-    if skip + n > b - a:
-        raise SystemExit(f"finetune: {skip} calibration + {n} fine-tuning images asked, the split holds {b - a}")
+    kind, calib_start, end = SPLITS["finetune"]
+    calib = range(calib_start, calib_start + n_calib)
+    if start < TRAINED_ON or start + n > end or (start < calib.stop and start + n > calib.start):
+        raise SystemExit(f"fine-tuning images train {start}-{start + n - 1}: choose a range within train "
+                         f"{TRAINED_ON}-{end - 1} that misses the calibration images {calib.start}-{calib.stop - 1}")
     folder = fmnist_dir()
     x = np.frombuffer(gzip.open(folder / f"{kind}-images-idx3-ubyte.gz").read(), np.uint8, offset=16).reshape(-1, 28,
                                                                                                             28)
     y = np.frombuffer(gzip.open(folder / f"{kind}-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
-    for i in range(a + skip, a + skip + n):
+    for i in range(start, start + n):
         d = work / "finetune-labelled" / str(y[i])
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(x[i]).convert("RGB").save(d / f"{kind}-{i:05d}.png")
-    return work / "finetune-labelled", f"fine-tuning: Fashion-MNIST {kind} images {a + skip}-{a + skip + n - 1}"
+    return work / "finetune-labelled", f"fine-tuning: Fashion-MNIST {kind} images {start}-{start + n - 1}"
 
 
 def model_under_test(name: str, work: Path, calib: np.ndarray,
@@ -608,9 +612,10 @@ def main() -> None:
                     "(default: every --max-drop); a larger judging budget uses the choice at the largest smaller one")
     ap.add_argument("--pt2e-models", nargs="+", help="PyTorch pt2e INT8 (minutes of Inductor compiling) for these "
                     "models only (default: all, unless --skip-pt2e)")
-    ap.add_argument("--finetune-images", type=int, default=0, help="--trained: labelled fine-tuning images (the "
-                    "finetune split, after the calibration images) for a second edgekit search with pruned and "
-                    "fine-tuned candidates (rows edgekit+prune@budget)")
+    ap.add_argument("--finetune-images", type=int, default=0, help="--trained: labelled fine-tuning images for a "
+                    "second edgekit search with pruned and fine-tuned candidates (rows edgekit+prune@budget)")
+    ap.add_argument("--finetune-start", type=int, default=TRAINED_ON, help="the first of them: train images the "
+                    "weights never saw (20000-49999; 50300-59999 after 300 calibration images)")
     ap.add_argument("--prune-ratios", type=float, nargs="+", default=[0.25, 0.5])
     ap.add_argument("--finetune-epochs", type=int, default=3)
     ap.add_argument("--summarize", metavar="JSON", help="print the table and the goal table of a run's JSON (one "
@@ -642,7 +647,7 @@ def main() -> None:
         calib_dir, select_dir, judge_dir, judged_on = trained_images(work, args.calib_images, args.select_images,
                                                                      args.judge_images)
         if args.finetune_images:
-            ft_dir, used = finetune_images(work, args.calib_images, args.finetune_images)
+            ft_dir, used = finetune_images(work, args.finetune_start, args.finetune_images, args.calib_images)
             judged_on += "; " + used
     else:
         calib_dir, judge_dir, select_dir, judged_on = judge_images(work)
