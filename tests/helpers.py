@@ -89,3 +89,13 @@ def tiny_onnx_classifier(path: Path):
     g = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
                           [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 5])], inits)
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+class FakeClock:
+    """A monotonic clock a test moves by hand (``clock.t += 4``), for the --time-budget logic."""
+
+    def __init__(self, t: float = 0.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import DIGITS_FLAGS
+from helpers import DIGITS_FLAGS, FakeClock
 
 from edgekit.errors import EdgekitError
 from edgekit.pipeline.candidates import Candidate, Measured, TimeBudget, choose, mixed_ks, split_selection_judge
@@ -61,16 +61,8 @@ def test_split_is_disjoint_and_stratified():
         split_selection_judge(1)
 
 
-class _Clock:
-    def __init__(self):
-        self.t = 100.0
-
-    def __call__(self):
-        return self.t
-
-
 def test_time_budget_stops_steps_that_would_not_fit():
-    clock = _Clock()
+    clock = FakeClock(100.0)
     tb = TimeBudget(10.0, clock)
     assert tb.allows("fp32 round", 5)  # nothing measured yet: no estimate, 0 s spent
     clock.t += 4.0

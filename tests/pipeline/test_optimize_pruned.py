@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import DIGITS_FLAGS
+from helpers import DIGITS_FLAGS, FakeClock
 
 from edgekit.pipeline.candidates import Candidate, Measured, TimeBudget, choose
 from edgekit.pipeline.pruned import _int8_recipe, channel_rounding, pruned_candidates, pruned_key
@@ -76,16 +76,8 @@ def test_pruned_key_changes_with_everything_the_weights_depend_on():
         assert pruned_key(**{**base, field: other}) != key, field
 
 
-class _Clock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
-
-
 def test_time_budget_in_seconds_for_a_fine_tuning():
-    clock = _Clock()
+    clock = FakeClock()
     tb = TimeBudget(100.0, clock)
     clock.t = 30.0
     assert tb.allows_seconds("pruned 0.25 (about 70 s)", 70.0)  # 30 + 70 fits exactly
