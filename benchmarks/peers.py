@@ -618,6 +618,8 @@ def main() -> None:
                     "weights never saw (20000-49999; 50300-59999 after 300 calibration images)")
     ap.add_argument("--prune-ratios", type=float, nargs="+", default=[0.25, 0.5])
     ap.add_argument("--finetune-epochs", type=int, default=3)
+    ap.add_argument("--work", help="working folder (default: a new temporary one); a second run in the same folder "
+                    "reuses its fine-tuned pruned models and calibration ranges")
     ap.add_argument("--summarize", metavar="JSON", help="print the table and the goal table of a run's JSON (one "
                     "cut short too) and add the goals to it")
     args = ap.parse_args()
@@ -640,7 +642,8 @@ def main() -> None:
     from edgekit.stats import accuracy, agreement
 
     torch.set_grad_enabled(False)
-    work = Path(tempfile.mkdtemp(prefix="edgekit-peers-"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="edgekit-peers-"))
+    work.mkdir(parents=True, exist_ok=True)
     rows, searches, weights_meta = [], {}, {}
     ft_dir = None
     if args.trained:

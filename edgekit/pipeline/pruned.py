@@ -79,6 +79,8 @@ class FinetuneSearch:
     ratios: tuple[float, ...]
     config: object  # a FinetuneConfig
     cache_dir: Path
+    opset: int = 18  # the pruned files are exported like the model's own file
+    dynamic_batch: bool = False
 
 
 class PrunedModels:
@@ -139,7 +141,7 @@ class PrunedModels:
         plan["base_weights"] = {"source": source.weights, "sha256": source.weights_sha256}
         plan["pruned_weights_sha256"] = sha256_file(folder / "pruned_state_dict.pt")
         write_json(folder / "plan.json", plan)
-        path = _export(student, source, folder / "model.onnx", ratio)
+        path = _export(student, source, folder / "model.onnx", ratio, self.fs)
         with torch.no_grad():
             ref = student(torch.from_numpy(s.x[:32])).numpy()
         checked = verify(path, s.x[:32], ref, Tolerance())  # raises when the file disagrees with its model
@@ -179,13 +181,13 @@ def _save(path: Path, obj, write) -> None:
     write(path, buf.getvalue())
 
 
-def _export(model, source, path: Path, ratio: float) -> Path:
+def _export(model, source, path: Path, ratio: float, fs: FinetuneSearch) -> Path:
     """The pruned model as ONNX with edgekit's metadata, checked against torch on a few of the search's images."""
     from ..graph.export import onnx_from_torch, simplify, write_onnx_with_meta
     from ..graph.info import load_checked
 
     raw = path.with_name("raw.onnx")
-    onnx_from_torch(model, list(source.input_shape), raw)
+    onnx_from_torch(model, list(source.input_shape), raw, fs.opset, fs.dynamic_batch)
     graph = load_checked(raw)
     raw.unlink()
     write_onnx_with_meta(simplify(graph), path, {

@@ -195,3 +195,25 @@ def test_a_cache_that_does_not_fit_means_training_again(tmp_path):
     torch.save({"state": other_weights.state_dict(), "history": {"best_epoch": 2}}, tmp_path / "fits.pt")
     assert _cached(tmp_path / "fits.pt", student)["history"] == {"best_epoch": 2}
     assert all(torch.equal(other_weights.state_dict()[k], v) for k, v in student.state_dict().items())
+
+
+def test_pruned_files_are_exported_like_the_models_own(tmp_path):
+    """--dynamic-batch reaches the pruned files too: a benchmark timing batch 8 on a pruned choice failed when they
+    were always exported with a batch of 1."""
+    from types import SimpleNamespace
+
+    import onnx
+    import torchvision
+
+    from edgekit.models.preprocess import Preprocess
+    from edgekit.pipeline.pruned import FinetuneSearch, _export
+
+    source = SimpleNamespace(name="squeezenet1_1", family="squeezenet", pretrained=True, num_classes=10,
+                             categories=None, input_shape=(1, 3, 32, 32),
+                             preprocess=Preprocess(32, 32, "bilinear", (0.5,) * 3, (0.5,) * 3))
+    model = torchvision.models.squeezenet1_1(num_classes=10).eval()
+    for dynamic in (True, False):
+        fs = FinetuneSearch("ft", (0.5,), None, tmp_path, 18, dynamic)
+        m = onnx.load(_export(model, source, tmp_path / f"m-{dynamic}.onnx", 0.5, fs))
+        batch = m.graph.input[0].type.tensor_type.shape.dim[0]
+        assert (batch.dim_value == 0 and bool(batch.dim_param)) is dynamic
