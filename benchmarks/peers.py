@@ -363,7 +363,8 @@ def engines(name, work, calib, threads, skip_pt2e, select_dir, budgets, weights=
                              "choice": ch["name"] + suffix, "backend": ch["backend"],
                              **{k: ch.get(k) for k in ("metric", "drop", "judge_metric", "judge_drop", "latency_ms",
                                                        "size_bytes")},
-                             **({"pruned": rep["optimize"]["pruned"]} if ft else {})})
+                             **({"pruned": rep["optimize"]["pruned"], "pruned_candidates": pruned_rows(rep)}
+                                if ft else {})})
             key = (tool, ch["name"], tuple(sorted(options.items())))
             if key in chosen:
                 old = chosen[key]
@@ -384,6 +385,13 @@ def engines(name, work, calib, threads, skip_pt2e, select_dir, budgets, weights=
                     out["openvino-fp32" + suffix] = ov(fp32, options)
                     out["openvino-int8-nncf" + suffix] = ov(ov_int8, options)
     return out, searches
+
+
+def pruned_rows(rep: dict) -> list[dict]:
+    """The pruned candidates of an edgekit search as it measured them: its selection-half drop chose, its judge
+    half (of the selection images) reported; the harness's judge images judge only the chosen one."""
+    keys = ("name", "latency_ms", "size_bytes", "drop", "judge_drop")
+    return [{k: c[k] for k in keys} for c in rep["optimize"]["candidates"] if c.get("pruned") and not c["runtime"]]
 
 
 def nncf_accuracy_control(fp32_onnx: Path, out_xml: Path, calib: np.ndarray, xs: np.ndarray, ys: np.ndarray,
