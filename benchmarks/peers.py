@@ -363,6 +363,7 @@ def engines(name, work, calib, threads, skip_pt2e, select_dir, budgets, weights=
                              "choice": ch["name"] + suffix, "backend": ch["backend"],
                              **{k: ch.get(k) for k in ("metric", "drop", "judge_metric", "judge_drop", "latency_ms",
                                                        "size_bytes")},
+                             "runoff": rep["optimize"].get("runoff", {}),
                              **({"pruned": rep["optimize"]["pruned"], "pruned_candidates": pruned_rows(rep)}
                                 if ft else {})})
             key = (tool, ch["name"], tuple(sorted(options.items())))
@@ -394,12 +395,17 @@ def pruned_rows(rep: dict) -> list[dict]:
     return [{k: c[k] for k in keys} for c in rep["optimize"]["candidates"] if c.get("pruned") and not c["runtime"]]
 
 
+AAC_ITERATIONS = 8  # edgekit's mixed precision keeps at most 8 layers float (MIXED_KS); NNCF gets the same bound
+
+
 def nncf_accuracy_control(fp32_onnx: Path, out_xml: Path, calib: np.ndarray, xs: np.ndarray, ys: np.ndarray,
                           max_drop: float) -> Path:
     """NNCF's quantize_with_accuracy_control at ``max_drop`` top-1 points (absolute), validated on (xs, ys): the
-    labelled selection images edgekit chooses on; its calibration is everyone's."""
+    labelled selection images edgekit chooses on; its calibration is everyone's. At most ``AAC_ITERATIONS`` groups
+    go back to float: unbounded, it ran for over half an hour on EfficientNet-B0 here without finishing."""
     import nncf
     import openvino as ov
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
     from edgekit.backends.openvino import read_model
 
@@ -412,7 +418,8 @@ def nncf_accuracy_control(fp32_onnx: Path, out_xml: Path, calib: np.ndarray, xs:
         read_model(fp32_onnx), nncf.Dataset(list(calib[:, None])),
         nncf.Dataset([(xs[i:i + 1], int(ys[i])) for i in range(len(xs))], lambda item: item[0]),
         validation_fn=validate, max_drop=max_drop / 100.0, drop_type=nncf.DropType.ABSOLUTE,
-        subset_size=len(calib))
+        subset_size=len(calib),
+        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(max_num_iterations=AAC_ITERATIONS))
     ov.save_model(q, str(out_xml))
     return out_xml
 

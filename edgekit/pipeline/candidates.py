@@ -3,10 +3,12 @@ keep the best.
 
 No single runtime wins on a CPU: INT8 pays for SqueezeNet and MobileNetV2 but slows MobileNetV3 and
 EfficientNet under onnxruntime (its quantized Sigmoid/Mul and ReduceMean cost more than the convolutions
-gain), and OpenVINO beats onnxruntime on some models. So edgekit measures instead of guessing, in three
+gain), and OpenVINO beats onnxruntime on some models. So edgekit measures instead of guessing, in four
 rounds: the precision candidates; INT8 with the op types that onnxruntime's profiler shows slower quantized
 kept in float, one at a time, each kept only if it measured faster; runtime options (graph optimization level,
-thread spinning, denormals, CPU pinning) on the fastest artifacts within the budget. Between the first two,
+thread spinning, denormals, CPU pinning) on the fastest artifacts within the budget. Last, a runoff: the
+candidates timed within a few percent of the choice are timed again side by side, and the choice is made on all
+their sweeps, since one round's sweeps on a shared CPU differ by more than such near-ties. Between the first two,
 mixed precision: the accuracy guard's sensitivity ranking, the k most sensitive layers kept in float for several k,
 on every backend, when a full INT8 misses the budget (the depthwise and SE families).
 
@@ -16,6 +18,7 @@ the one the choice was fitted to.
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -95,6 +98,34 @@ def choose(measured: list[Measured], max_drop: float, objective: str = "latency"
     if objective == "latency":
         return min(ok, key=lambda m: (round(m.latency_ms, 6), m.size_bytes, m.candidate.name))
     return min(ok, key=lambda m: (m.size_bytes, round(m.latency_ms, 6), m.candidate.name))
+
+
+RUNOFF_WITHIN = 0.05  # near-ties: within 5% of the choice; one round's sweeps of one file differ by more here
+RUNOFF_MAX = 4
+
+
+def runoff_field(measured: list[Measured], max_drop: float, objective: str = "latency",
+                 within: float = RUNOFF_WITHIN, k: int = RUNOFF_MAX) -> list[Measured]:
+    """The near-ties of the choice, fastest first, at most ``k``: the candidates within the budget that the objective
+    cannot tell from the choice (for ``size``, the same file size) and whose latency is within ``within`` of it.
+    Empty when the choice has no such rival (or nothing fits the budget)."""
+    if not any(m.drop <= max_drop for m in measured):
+        return []
+    best = choose(measured, max_drop, objective)
+    near = [m for m in measured if m.drop <= max_drop and m.latency_ms <= best.latency_ms * (1 + within)
+            and (objective == "latency" or m.size_bytes == best.size_bytes)]
+    near = sorted(near, key=lambda m: (m.latency_ms, m.candidate.name))[:k]
+    if best not in near:  # the size objective's choice may be the slowest of its ties: it always runs
+        near = [best] + near[:k - 1]
+    return near if len(near) > 1 else []
+
+
+def pooled(before: Measured, after: Measured) -> Measured:
+    """One candidate measured in two rounds: its latency is the median of both rounds' sweeps."""
+    sweeps = list(before.extra.get("sweeps_ms", [before.latency_ms])) + list(after.extra.get("sweeps_ms",
+                                                                                             [after.latency_ms]))
+    return replace(after, latency_ms=statistics.median(sweeps),
+                   extra={**after.extra, "sweeps_ms": sweeps, "spread_ms": max(sweeps) - min(sweeps)})
 
 
 def split_selection_judge(n: int, labels=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -130,6 +130,18 @@ def optimize_artifact(ctx, q, g) -> dict:
         clock.finished(len(seeds) + len(variants))
         again = {m.candidate.name: m for m in tuned}
         measured = [again.pop(m.candidate.name, m) for m in measured] + list(again.values())
+    # round 4: a runoff between the choice and its near-ties, timed again side by side; chosen on all their sweeps
+    field, runoff = opt.runoff_field(measured, max_drop, objective), {}
+    if field and clock.allows("runoff", len(field)):
+        before = choose(measured, max_drop, objective).candidate.name
+        again = {m.candidate.name: m for m in s.measure([(m.candidate, tmp / m.file) for m in field])}
+        clock.finished(len(field))
+        measured = [opt.pooled(m, again[m.candidate.name]) if m.candidate.name in again else m for m in measured]
+        runoff = {"candidates": list(again), "within": opt.RUNOFF_WITHIN, "choice_before": before,
+                  "choice_after": choose(measured, max_drop, objective).candidate.name}
+        notes.append(f"runoff: {', '.join(again)} timed again side by side (within {opt.RUNOFF_WITHIN:.0%} of the "
+                     f"choice); {runoff['choice_after']} is fastest over both rounds"
+                     + ("" if runoff["choice_after"] == before else f", not {before} as in one round"))
     if clock.skipped:
         notes.append(f"--time-budget {time_budget:g} s: stopped starting candidates after {clock.spent():.0f} s; "
                      f"skipped {', '.join(clock.skipped)}")
@@ -153,7 +165,7 @@ def optimize_artifact(ctx, q, g) -> dict:
                      "model_best.runtime.json records them and `edgekit profile` applies them")
     return {"objective": objective, "max_drop": max_drop, **s.describe_split(), "mixed_precision": mixed,
             "pruned": pruned, "shipped_with_choice": shipped,
-            "time_budget": clock.describe(),
+            "time_budget": clock.describe(), "runoff": runoff,
             "choice": {**best.to_dict(), "file": chosen.name, "source_file": best.file},
             "candidates": [m.to_dict() for m in measured], "threads": threads,
             "int8_profile_ms": profile, "profiled_search": steps}

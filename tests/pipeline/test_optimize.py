@@ -34,6 +34,44 @@ def test_ties_and_errors():
         choose([], 1.0)
 
 
+def test_runoff_field_takes_the_near_ties_of_the_choice():
+    from edgekit.pipeline.candidates import runoff_field
+
+    ms = [_m("a", 1.00, 100, 0.2), _m("b", 1.04, 90, 0.0), _m("c", 1.06, 80, 0.0), _m("d", 0.90, 100, 3.0),
+          _m("e", 1.03, 70, 0.4)]
+    names = lambda field: [m.candidate.name for m in field]  # noqa: E731
+    assert names(runoff_field(ms, 0.5)) == ["a", "e", "b"]  # within 5% of a, in budget (d is over), fastest first
+    assert names(runoff_field(ms, 0.5, within=0.10)) == ["a", "e", "b", "c"]
+    assert names(runoff_field(ms, 0.5, within=0.10, k=2)) == ["a", "e"]
+    assert names(runoff_field(ms, 0.3)) == ["a", "b"]  # e is over a 0.3 budget
+    assert runoff_field(ms, 0.5, within=0.01) == []  # no rival: no runoff
+    assert names(runoff_field(ms, 0.1)) == ["b", "c"]  # a is over a 0.1 budget: the ties of b
+    assert runoff_field(ms[:1] + ms[3:], 0.3) == [] and runoff_field(ms[3:4], 0.5) == []  # one fits, or none does
+    # size: only candidates of the choice's size tie with it; a slower one of the same size still runs
+    same = [_m("s1", 2.00, 50, 0.0), _m("s2", 2.05, 50, 0.0), _m("s3", 2.01, 60, 0.0), _m("big", 1.0, 99, 0.0)]
+    assert names(runoff_field(same, 0.5, "size")) == ["s1", "s2"]
+    assert names(runoff_field(same, 0.5, "size", k=1)) == [] and names(runoff_field(same[:1], 0.5, "size")) == []
+
+
+def test_pooled_runoff_decides_on_both_rounds():
+    from dataclasses import replace
+
+    from edgekit.pipeline.candidates import pooled
+
+    plain = _m("plain", 0.300, 100, 0.0)
+    plain.extra = {"sweeps_ms": [0.30, 0.28, 0.31], "judge_drop": 0.1}
+    flushed = replace(plain, candidate=Candidate("plain+dz", "onnxruntime", "int8"), latency_ms=0.305,
+                      extra={"sweeps_ms": [0.29, 0.305, 0.33]})
+    again_plain = replace(plain, latency_ms=0.32, extra={"sweeps_ms": [0.32, 0.33, 0.31], "judge_drop": 0.1})
+    again_flushed = replace(flushed, latency_ms=0.29, extra={"sweeps_ms": [0.29, 0.28, 0.30]})
+    p, f = pooled(plain, again_plain), pooled(flushed, again_flushed)
+    assert p.extra["sweeps_ms"] == [0.30, 0.28, 0.31, 0.32, 0.33, 0.31] and p.latency_ms == pytest.approx(0.31)
+    assert f.latency_ms == pytest.approx(0.295) and p.extra["spread_ms"] == pytest.approx(0.05)
+    assert p.extra["judge_drop"] == 0.1 and p.drop == plain.drop  # accuracy is not measured again
+    assert choose([plain, flushed], 0.5).candidate.name == "plain"  # one round: plain by 5 us
+    assert choose([p, f], 0.5).candidate.name == "plain+dz"  # six sweeps each: the flushed file
+
+
 def test_candidate_sets():
     from edgekit.models.registry import get_card
 
@@ -61,11 +99,15 @@ def test_optimize_latency_end_to_end(digits, digits_model, cli, tmp_path):
     o = json.loads((out / "report.json").read_text())["optimize"]
     cands = o["candidates"]
     assert {c["name"] for c in cands} >= {"onnxruntime-fp32", "onnxruntime-int8"}
-    assert all(c["latency_ms"] > 0 and len(c["sweeps_ms"]) == 3 for c in cands)
+    ran_off = set(o["runoff"].get("candidates", []))
+    assert all(c["latency_ms"] > 0 and len(c["sweeps_ms"]) == (6 if c["name"] in ran_off else 3) for c in cands)
+    for c in cands:  # a runoff candidate's latency is the median of both rounds' sweeps
+        assert c["latency_ms"] == pytest.approx(float(np.median(c["sweeps_ms"])))
     ok = [c for c in cands if c["drop"] <= 1.0]
     ch = o["choice"]
     assert ch["latency_ms"] == min(c["latency_ms"] for c in ok) and ch["drop"] <= 1.0
     assert (out / ch["file"]).exists() and f"candidate {ch['name']}" in stdout
+    assert not o["runoff"] or (o["runoff"]["choice_after"] == ch["name"] and ch["name"] in ran_off)
     assert "QLinearConv" in o["int8_profile_ms"] and all(v > 0 for v in o["int8_profile_ms"].values())
     assert o["profiled_search"], "the INT8 profile of MobileNetV2 names op types worth a float try (Add at least)"
     for step in o["profiled_search"]:  # an op type stays float only when the whole model measured 3% faster
