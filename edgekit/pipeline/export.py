@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.images import ImageSet, load_array
+from ..data.images import ImageSet, load_array, scan
 from ..errors import EdgekitError
 from ..fsutil import check_out_dir, staged_dir
 from ..graph.export import onnx_from_torch, simplify
@@ -47,6 +47,11 @@ def export_model(request: ExportRequest, *, timing: TimingOptions | None = None,
         notes.append("random weights: accuracy not applicable; the file is for size and latency only")
     pruned_plan = _prune_inline(source, g.prune_ratio, notes) if g.prune_ratio is not None else None
     images = images_for(source, r.eval_data, g.max_images, notes)
+    if g.finetune_data is not None:  # read only when the pruned round starts, minutes in: refuse a bad folder now
+        try:
+            scan(g.finetune_data, source.categories, source.num_classes)
+        except EdgekitError as exc:
+            raise EdgekitError(f"--finetune-data: {exc}") from None
     with make_progress() as progress:
         x, y = load_array(images, source.preprocess, progress)
         image_notes(images, notes)

@@ -94,6 +94,19 @@ def test_finetune_data_needs_a_prunable_model(cli, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_bad_finetune_folder_is_refused_before_the_search(digits, digits_model, cli, tmp_path):
+    """The fine-tuning images are read when the pruned round starts, after round 1's minutes: a missing or empty
+    folder is refused before anything is built, naming the option and the folder."""
+    (tmp_path / "empty").mkdir()
+    for folder, says in ((tmp_path / "missing", "does not exist"), (tmp_path / "empty", "holds no images")):
+        code, _, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--optimize", "latency",
+                           "--eval-data", digits[1], "--finetune-data", folder, "--out", tmp_path / "o",
+                           "--calib-cache", tmp_path / "c.json", *DIGITS_FLAGS)
+        assert code == 2 and "--finetune-data: " in err and str(folder) in err and says in err, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "o").exists() and not (tmp_path / "c.json").exists()
+
+
 def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
