@@ -128,6 +128,14 @@ def pooled(before: Measured, after: Measured) -> Measured:
                    extra={**after.extra, "sweeps_ms": sweeps, "spread_ms": max(sweeps) - min(sweeps)})
 
 
+def after_runoff(measured: list[Measured], again: dict[str, Measured], max_drop: float,
+                 objective: str = "latency") -> tuple[list[Measured], Measured]:
+    """Pool the runoff's second round into its candidates, and choose among them only: the others were timed in
+    one round, and a runoff candidate's pooled figure must not lose to a first-round figure never timed beside it."""
+    pooled_all = [pooled(m, again[m.candidate.name]) if m.candidate.name in again else m for m in measured]
+    return pooled_all, choose([m for m in pooled_all if m.candidate.name in again], max_drop, objective)
+
+
 def split_selection_judge(n: int, labels=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint halves of ``n`` images: one to choose on, one to report on. With labels, each class is dealt
     alternately to both halves (after a seeded shuffle), so both see every class."""

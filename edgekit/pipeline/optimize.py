@@ -131,14 +131,14 @@ def optimize_artifact(ctx, q, g) -> dict:
         again = {m.candidate.name: m for m in tuned}
         measured = [again.pop(m.candidate.name, m) for m in measured] + list(again.values())
     # round 4: a runoff between the choice and its near-ties, timed again side by side; chosen on all their sweeps
-    field, runoff = opt.runoff_field(measured, max_drop, objective), {}
+    field, runoff, best = opt.runoff_field(measured, max_drop, objective), {}, None
     if field and clock.allows("runoff", len(field)):
         before = choose(measured, max_drop, objective).candidate.name
         again = {m.candidate.name: m for m in s.measure([(m.candidate, tmp / m.file) for m in field])}
         clock.finished(len(field))
-        measured = [opt.pooled(m, again[m.candidate.name]) if m.candidate.name in again else m for m in measured]
+        measured, best = opt.after_runoff(measured, again, max_drop, objective)
         runoff = {"candidates": list(again), "within": opt.RUNOFF_WITHIN, "choice_before": before,
-                  "choice_after": choose(measured, max_drop, objective).candidate.name}
+                  "choice_after": best.candidate.name}
         notes.append(f"runoff: {', '.join(again)} timed again side by side (within {opt.RUNOFF_WITHIN:.0%} of the "
                      f"choice); {runoff['choice_after']} is fastest over both rounds"
                      + ("" if runoff["choice_after"] == before else f", not {before} as in one round"))
@@ -146,7 +146,7 @@ def optimize_artifact(ctx, q, g) -> dict:
         notes.append(f"--time-budget {time_budget:g} s: stopped starting candidates after {clock.spent():.0f} s; "
                      f"skipped {', '.join(clock.skipped)}")
 
-    best = choose(measured, max_drop, objective)
+    best = best or choose(measured, max_drop, objective)
     src_file = tmp / best.file
     chosen = tmp / f"model_best{src_file.suffix}"
     shutil.copyfile(src_file, chosen)

@@ -72,6 +72,23 @@ def test_pooled_runoff_decides_on_both_rounds():
     assert choose([p, f], 0.5).candidate.name == "plain+dz"  # six sweeps each: the flushed file
 
 
+def test_the_runoff_chooses_among_its_own_candidates():
+    """Seen on MobileNetV3-Small: the runoff's pooled figures rose on a busy machine, and a candidate timed in one
+    round only (never beside them) became the choice; the runoff decides among the candidates it timed."""
+    from dataclasses import replace
+
+    from edgekit.pipeline.candidates import after_runoff
+
+    a, b, other = _m("a", 0.30, 100, 0.0), _m("b", 0.31, 100, 0.0), _m("other", 0.32, 50, 0.0)
+    for m in (a, b, other):
+        m.extra = {"sweeps_ms": [m.latency_ms] * 3}
+    again = {"a": replace(a, extra={"sweeps_ms": [0.40, 0.41, 0.39]}),
+             "b": replace(b, extra={"sweeps_ms": [0.36, 0.37, 0.35]})}
+    pooled_all, best = after_runoff([a, b, other], again, 0.5)
+    assert best.candidate.name == "b" and choose(pooled_all, 0.5).candidate.name == "other"
+    assert [len(m.extra["sweeps_ms"]) for m in pooled_all] == [6, 6, 3]
+
+
 def test_candidate_sets():
     from edgekit.models.registry import get_card
 
