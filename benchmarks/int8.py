@@ -60,8 +60,8 @@ def main() -> None:
             with OnnxRuntimeRunner(p, threads=args.threads) as r:
                 logits[k] = run_batched(r, x)
         sweeps = {k: [] for k in files}
-        for _ in range(args.sweeps):
-            for k, lat in compare_latency(files, x, opts, args.threads).items():
+        for sweep in range(args.sweeps):
+            for k, lat in compare_latency(files, x, opts, args.threads, sweep=sweep).items():
                 sweeps[k].append(lat["median_ms"])
         s = {k: spread(v) for k, v in sweeps.items()}
         row = {"model": name}

@@ -28,7 +28,7 @@ def main() -> None:
     from edgekit.api import ExportRequest
     from edgekit.backends.onnxruntime import OnnxRuntimeRunner
     from edgekit.backends.torch import TorchRunner
-    from edgekit.measure.timing import TimingOptions, time_runner
+    from edgekit.measure.timing import TimingOptions, sweep_order, time_runner
     from edgekit.models.source import open_model
     from edgekit.pipeline.export import export_model
     from edgekit.report.document import environment
@@ -41,13 +41,13 @@ def main() -> None:
         src = open_model(name, "random")
         x = np.random.default_rng(0).standard_normal(src.input_shape, dtype=np.float32)
         ort_ms, torch_ms = [], []
-        for _ in range(args.sweeps):
-            with OnnxRuntimeRunner(work / name / "model.onnx", threads=args.threads) as r:
-                ort_ms.append(time_runner(r, x, opts)["median_ms"])
-            gc.collect()
-            with TorchRunner(src.torch_model, threads=args.threads, input_shape=src.input_shape) as r:
-                torch_ms.append(time_runner(r, x, opts)["median_ms"])
-            gc.collect()
+        engines = [(lambda: OnnxRuntimeRunner(work / name / "model.onnx", threads=args.threads), ort_ms),
+                   (lambda: TorchRunner(src.torch_model, threads=args.threads, input_shape=src.input_shape), torch_ms)]
+        for sweep in range(args.sweeps):  # the two take turns going first
+            for make, times in (engines[i] for i in sweep_order(len(engines), sweep)):
+                with make() as r:
+                    times.append(time_runner(r, x, opts)["median_ms"])
+                gc.collect()
         o, t = spread(ort_ms), spread(torch_ms)
         rows.append({"model": name, "ort_ms": o["median"], "torch_ms": t["median"],
                      "torch_over_ort": t["median"] / o["median"], "ort_spread": o["spread"],

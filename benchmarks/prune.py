@@ -46,8 +46,9 @@ def main() -> None:
             files[(r, "int8")] = out / rep["int8"]["file"]
         x, _ = load_array(scan(builtin_photos()).subset([0]), get_card(name).preprocess)
         sweeps = {k: [] for k in files}
-        for _ in range(args.sweeps):
-            lat = compare_latency({f"{r}-{p}": f for (r, p), f in files.items()}, x, opts, args.threads)
+        for sweep in range(args.sweeps):
+            lat = compare_latency({f"{r}-{p}": f for (r, p), f in files.items()}, x, opts, args.threads,
+                                  sweep=sweep)
             for (r, p) in files:
                 sweeps[(r, p)].append(lat[f"{r}-{p}"]["median_ms"])
         for (r, p), f in files.items():

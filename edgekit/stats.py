@@ -54,6 +54,22 @@ def agreement(logits: np.ndarray, reference: np.ndarray) -> dict:
             "n": int(len(a))}
 
 
+def paired_drop(correct, ref_correct, z: float = 1.96) -> dict:
+    """A candidate's drop against its reference on the same images, in points, with its paired (McNemar) standard
+    error and a ``z``-sigma interval. Only the images whose answer changed carry information: a 0.2-point drop made
+    of 1 image broken and none fixed is sure, the same drop made of 16 broken and 15 fixed is not (on 505 images it
+    is 0.2 +- 2.2 points), and a budget cannot be judged finer than that."""
+    c, r = np.asarray(correct, dtype=bool), np.asarray(ref_correct, dtype=bool)
+    if c.shape != r.shape or c.ndim != 1 or c.size == 0:
+        raise ValueError(f"per-image outcomes must be two equal, non-empty 1-D arrays, got {c.shape} and {r.shape}")
+    n = c.size
+    broken, fixed = int((r & ~c).sum()), int((~r & c).sum())
+    d = (broken - fixed) / n
+    se = 100.0 * float(np.sqrt(max((broken + fixed) / n - d * d, 0.0) / n))
+    return {"n": int(n), "broken": broken, "fixed": fixed, "drop": 100.0 * d, "se": se,
+            "low": 100.0 * d - z * se, "high": 100.0 * d + z * se, "z": z}
+
+
 def within_tolerance(max_abs_diff: float, reference: np.ndarray, atol: float, rtol: float) -> bool:
     """numpy.allclose's rule on the worst element, scaled by the reference's largest magnitude."""
     return max_abs_diff <= atol + rtol * float(np.abs(reference).max())

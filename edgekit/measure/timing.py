@@ -19,6 +19,23 @@ class TimingOptions:
     batch: int = 1  # a second batch size measured besides 1; needs a dynamic-batch model
 
 
+def sweep_order(n: int, sweep: int) -> list[int]:
+    """The order in which ``n`` engines run in sweep number ``sweep``: a stride through them coprime to ``n`` (1,
+    n-1, 2, n-2, ...), a new one each sweep, from a new start. A plain rotation keeps every engine right after the
+    same one in every sweep, so whatever that one leaves behind (worker threads still spinning, a pinned core,
+    cold caches) would bias its successor the same way in every sweep, and the sweeps would not show it. Here the
+    engine before each one changes from sweep to sweep, as long as the strides last (n - 1 of them for a prime n);
+    no engine runs first in two sweeps of the first n."""
+    from math import gcd
+
+    if n < 1:
+        return []
+    strides = list(dict.fromkeys(s for pair in zip(range(1, n), range(n - 1, 0, -1)) for s in pair
+                                 if gcd(s, n) == 1)) or [1]
+    stride, start = strides[sweep % len(strides)], sweep % n
+    return [(start + i * stride) % n for i in range(n)]
+
+
 def time_runner(runner, x: np.ndarray, opts: TimingOptions, progress=None, desc: str = "timing") -> dict:
     """Warm up, then time ``opts.repeats`` calls of ``runner.infer(x)``; per-call ms statistics."""
     from ..progress import track_progress
@@ -91,14 +108,16 @@ def measure(runner, x_timing: np.ndarray, opts: TimingOptions, progress=None) ->
 
 
 def compare_latency(models: dict[str, Path], x: np.ndarray, opts: TimingOptions, threads: int | None,
-                    progress=None) -> dict[str, dict]:
-    """Batch-1 latency of several ONNX files on the CPU, each session alone in turn (never interleaved)."""
+                    progress=None, sweep: int = 0) -> dict[str, dict]:
+    """Batch-1 latency of several ONNX files on the CPU, each session alone in turn (never interleaved), in
+    ``sweep_order`` for sweep number ``sweep`` (a caller that repeats the comparison passes its sweep)."""
     import gc
 
     from ..backends.onnxruntime import OnnxRuntimeRunner
 
     out = {}
-    for name, path in models.items():
+    items = list(models.items())
+    for name, path in (items[i] for i in sweep_order(len(items), sweep)):
         with OnnxRuntimeRunner(path, threads=threads) as r:
             out[name] = time_runner(r, x[:1], opts, progress, desc=f"timing {name}")
         gc.collect()

@@ -136,6 +136,15 @@ def after_runoff(measured: list[Measured], again: dict[str, Measured], max_drop:
     return pooled_all, choose([m for m in pooled_all if m.candidate.name in again], max_drop, objective)
 
 
+def uncertainty_note(sure: dict, max_drop: float) -> str:
+    """Say when the choice fits the budget only as a point estimate: on few images, or with many answers changed
+    both ways, its drop's interval reaches past ``max_drop`` (NNCF's accuracy control chooses the same way, on the
+    point estimate; a held-out set can then find the budget missed)."""
+    return (f"the choice's drop, {sure['drop']:.2f} points on {sure['n']} selection images ({sure['broken']} answers "
+            f"lost, {sure['fixed']} gained), is {sure['low']:.2f} to {sure['high']:.2f} at 95%: more than "
+            f"--max-drop {max_drop:g} is not ruled out; more --eval-data images narrow it")
+
+
 def split_selection_judge(n: int, labels=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint halves of ``n`` images: one to choose on, one to report on. With labels, each class is dealt
     alternately to both halves (after a seeded shuffle), so both see every class."""

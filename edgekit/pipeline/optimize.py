@@ -160,6 +160,9 @@ def optimize_artifact(ctx, q, g) -> dict:
                  f"{best.drop:.2f} on the {len(s.halves['selection'][0])} selection images, "
                  f"{best.extra['judge_drop']:.2f} on the {len(s.halves['judge'][0])} judge images); "
                  f"onnxruntime FP32 ran {ort_fp32.latency_ms:.3f} ms")
+    sure = best.extra.get("drop_uncertainty")
+    if sure and sure["high"] > max_drop:
+        notes.append(opt.uncertainty_note(sure, max_drop))
     if best.candidate.runtime:
         notes.append(f"the choice runs with {best.candidate.backend} options {dict(best.candidate.runtime)}: "
                      "model_best.runtime.json records them and `edgekit profile` applies them")

@@ -9,11 +9,13 @@ import gc
 import statistics
 from pathlib import Path
 
+import numpy as np
+
 from ..data.images import load_array
 from ..measure.quality import run_batched
-from ..measure.timing import TimingOptions, time_runner
+from ..measure.timing import TimingOptions, sweep_order, time_runner
 from ..quantize.config import QuantConfig
-from ..stats import accuracy, agreement
+from ..stats import paired_drop, topk_correct
 from . import candidates as opt
 from .candidates import Candidate, Measured, runner_for
 
@@ -59,17 +61,29 @@ class Search:
         # (images, labels or None, FP32 logits) of the half that chooses and of the half that reports
         self.halves = {name: (pool_x[idx], None if pool_y is None else pool_y[idx], ref[idx])
                        for name, idx in (("selection", sel), ("judge", judge))}
-        self.baseline = {name: self._score(ref[idx], h) for (name, h), idx in zip(self.halves.items(), (sel, judge))}
+        # per image: does FP32 answer right (always, when judged by agreement with FP32)
+        self.ref_correct = {name: self._correct(ref[idx], h)
+                            for (name, h), idx in zip(self.halves.items(), (sel, judge))}
+        self.baseline = {name: 100.0 * float(c.mean()) for name, c in self.ref_correct.items()}
         self.metrics: dict[str, dict[str, float]] = {}
+        self.uncertainty: dict[str, dict] = {}  # each candidate's paired drop on the selection half (stats.paired_drop)
         self.pruned = None  # the fine-tuned pruned models (pruned.PrunedModels), once the pruned round runs
 
-    def _score(self, logits, half) -> float:
+    @staticmethod
+    def _correct(logits, half) -> np.ndarray:
+        """Per image: top-1 right (labelled), or the same top-1 as FP32 (unlabelled). Their mean is the metric:
+        ``stats.accuracy``'s top-1 or ``stats.agreement``'s top-1 agreement."""
         _, labels, ref = half
-        return accuracy(logits, labels)["top1"] if labels is not None else agreement(logits, ref)["top1_agreement"]
+        if labels is not None:
+            return topk_correct(logits, labels, 1)
+        return np.asarray(logits).reshape(len(logits), -1).argmax(1) == np.asarray(ref).reshape(len(ref), -1).argmax(1)
+
+    def correct(self, runner, half: str = "selection") -> np.ndarray:
+        h = self.halves[half]
+        return self._correct(run_batched(runner, h[0]), h)
 
     def score(self, runner, half: str = "selection") -> float:
-        h = self.halves[half]
-        return self._score(run_batched(runner, h[0]), h)
+        return 100.0 * float(self.correct(runner, half).mean())
 
     def describe_split(self) -> dict:
         return {"judged_by": "top-1" if self.labelled else "agreement with FP32",
@@ -111,16 +125,17 @@ class Search:
         return path
 
     def measure(self, cands: list[tuple[Candidate, Path]]) -> list[Measured]:
-        """Each candidate alone, in turn, ``SWEEPS`` times, the order rotated each sweep (no candidate always runs
-        first or after the same one); accuracy (or agreement) once on each half: the selection half's drop is the
-        one the choice uses, the judge half's is reported."""
+        """Each candidate alone, in turn, ``SWEEPS`` times, in a new order each sweep (``sweep_order``: no candidate
+        always runs first or after the same one); accuracy (or agreement) once on each half: the selection half's
+        drop is the one the choice uses, the judge half's is reported."""
         medians: dict[str, list[float]] = {c.name: [] for c, _ in cands}
         for sweep in range(SWEEPS):
-            shift = sweep % len(cands)
-            for cand, path in cands[shift:] + cands[:shift]:
+            for cand, path in (cands[i] for i in sweep_order(len(cands), sweep)):
                 with runner_for(cand, path, self.threads) as r:
                     if cand.name not in self.metrics:
-                        self.metrics[cand.name] = {h: self.score(r, h) for h in self.halves}
+                        right = {h: self.correct(r, h) for h in self.halves}
+                        self.metrics[cand.name] = {h: 100.0 * float(c.mean()) for h, c in right.items()}
+                        self.uncertainty[cand.name] = paired_drop(right["selection"], self.ref_correct["selection"])
                     lat = time_runner(r, self.x[:1], self.timing, self.progress, desc=f"timing {cand.name}")
                 medians[cand.name].append(lat["median_ms"])
                 gc.collect()
@@ -133,5 +148,6 @@ class Search:
                                 self.baseline["selection"] - m["selection"],
                                 str(path.relative_to(self.tmp)) if path.is_relative_to(self.tmp) else path.name,
                                 {"sweeps_ms": sweeps, "spread_ms": max(sweeps) - min(sweeps),
-                                 "judge_metric": m["judge"], "judge_drop": self.baseline["judge"] - m["judge"]}))
+                                 "judge_metric": m["judge"], "judge_drop": self.baseline["judge"] - m["judge"],
+                                 "drop_uncertainty": self.uncertainty[cand.name]}))
         return out

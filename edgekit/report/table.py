@@ -56,8 +56,10 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
     o = rep.get("optimize")
     if o:
         for cnd in o["candidates"]:
+            sure = cnd.get("drop_uncertainty")  # reports before it have none
+            pm = f" +- {sure['z'] * sure['se']:.2f}" if sure else ""
             rows.append((f"candidate {cnd['name']}", f"{cnd['latency_ms']:.3f} ms, {cnd['size_bytes'] / 1e6:.3f} MB, "
-                                                     f"{cnd['metric']:.2f}% (drop {cnd['drop']:.2f})"))
+                                                     f"{cnd['metric']:.2f}% (drop {cnd['drop']:.2f}{pm})"))
         for ratio, pm in ((o.get("pruned") or {}).get("models") or {}).items():
             rows.append((f"pruned {ratio}", f"{pm['layers_pruned']} layers, channels rounded to {pm['round_to']}, "
                                             f"best epoch {pm['best_epoch']}, " + ("fine-tuned model from the cache"

@@ -113,17 +113,24 @@ def test_optimize_latency_end_to_end(digits, digits_model, cli, tmp_path):
                             digits[0], "--calib-size", "64", "--threads", "2", "--out", out,
                             "--calib-cache", tmp_path / "c.json", *DIGITS_FLAGS)
     assert code == 0, err
-    o = json.loads((out / "report.json").read_text())["optimize"]
+    rep = json.loads((out / "report.json").read_text())
+    o = rep["optimize"]
     cands = o["candidates"]
     assert {c["name"] for c in cands} >= {"onnxruntime-fp32", "onnxruntime-int8"}
     ran_off = set(o["runoff"].get("candidates", []))
     assert all(c["latency_ms"] > 0 and len(c["sweeps_ms"]) == (6 if c["name"] in ran_off else 3) for c in cands)
     for c in cands:  # a runoff candidate's latency is the median of both rounds' sweeps
         assert c["latency_ms"] == pytest.approx(float(np.median(c["sweeps_ms"])))
+    for c in cands:  # the drop the choice uses, counted image by image against FP32 on the selection half
+        sure = c["drop_uncertainty"]
+        assert sure["n"] == o["selection_images"] and sure["drop"] == pytest.approx(c["drop"])
+        assert sure["low"] <= c["drop"] <= sure["high"] and (sure["se"] > 0) == (sure["broken"] + sure["fixed"] > 0)
     ok = [c for c in cands if c["drop"] <= 1.0]
     ch = o["choice"]
     assert ch["latency_ms"] == min(c["latency_ms"] for c in ok) and ch["drop"] <= 1.0
     assert (out / ch["file"]).exists() and f"candidate {ch['name']}" in stdout
+    unsure = [n for n in rep["notes"] if "is not ruled out" in n]  # said exactly when the interval passes the budget
+    assert bool(unsure) == (ch["drop_uncertainty"]["high"] > 1.0)
     assert not o["runoff"] or (o["runoff"]["choice_after"] == ch["name"] and ch["name"] in ran_off)
     assert "QLinearConv" in o["int8_profile_ms"] and all(v > 0 for v in o["int8_profile_ms"].values())
     assert o["profiled_search"], "the INT8 profile of MobileNetV2 names op types worth a float try (Add at least)"
@@ -249,3 +256,17 @@ def test_openvino_specializes_dynamic_batch_and_checks_options(digits, digits_mo
         assert sorted(r._requests) == [(1, 3, 32, 32), (5, 3, 32, 32)]  # one static compile per shape
         assert r.describe()["shape_specialized"] is True
     assert np.abs(got1 - ref).max() < 1e-3 and np.abs(got5 - ref).max() < 1e-3
+
+
+def test_the_uncertainty_note_gives_the_interval_and_the_fix():
+    from edgekit.pipeline.candidates import uncertainty_note
+    from edgekit.stats import paired_drop
+
+    ref = np.ones(505, bool)
+    ref[:15] = False
+    cand = ref.copy()
+    cand[:15] = True
+    cand[15:31] = False  # 16 lost, 15 gained: a 0.20 drop that fits 0.5 only as a point estimate
+    note = uncertainty_note(paired_drop(cand, ref), 0.5)
+    assert note.startswith("the choice's drop, 0.20 points on 505 selection images (16 answers lost, 15 gained)")
+    assert "-1.96 to 2.36 at 95%" in note and "--max-drop 0.5" in note and "--eval-data" in note

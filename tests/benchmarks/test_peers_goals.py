@@ -1,0 +1,49 @@
+"""benchmarks/peers.py's goal table (issue #14): a ratio between two rows that run the same engine is a tie."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from peers import engine_key, goals, ratio_row  # noqa: E402
+
+
+def _factory(path, backend="onnxruntime", options=None):
+    def make():
+        raise AssertionError("not run")
+    make.path, make.backend, make.options = Path(path), backend, dict(options or {})
+    return make
+
+
+def test_engine_key_is_the_bytes_the_backend_and_the_options(tmp_path):
+    a, b, c = tmp_path / "a.onnx", tmp_path / "copy.onnx", tmp_path / "c.onnx"
+    a.write_bytes(b"model")
+    b.write_bytes(b"model")
+    c.write_bytes(b"other")
+    assert engine_key(_factory(a)) == engine_key(_factory(b))  # a copy elsewhere is the same engine
+    assert engine_key(_factory(a)) != engine_key(_factory(c))
+    assert engine_key(_factory(a)) != engine_key(_factory(a, options={"denormal_as_zero": True}))
+    assert engine_key(_factory(a)) != engine_key(_factory(a, backend="openvino"))
+    assert engine_key(lambda: None) is None  # a torch row holds no file
+
+
+def _row(engine, ms, key, drop=0.0):
+    return {"model": "m", "engine": engine, "b1_ms": ms, "b1_sweeps_ms": [ms] * 3, "drop": drop, "size_mb": 1.0,
+            "engine_key": key}
+
+
+def _goal(edgekit_key):
+    rows = []
+    for fam, ratio in (("a", 0.8), ("b", 0.8), ("c", 0.8), ("d", 1.02)):
+        ok = [_row("ort-fp32", 1.0, "fp32"), _row("ort-int8-default", 0.5, "int8", drop=3.0),
+              _row("edgekit@0.5 (onnxruntime-fp32)", ratio, edgekit_key if fam == "d" else "mine")]
+        rows.append({**ratio_row(fam, ok, 0.5), "model": fam})
+    return goals(rows, [0.5])["0.5"]
+
+
+def test_above_one_on_the_peers_own_engine_is_a_tie():
+    g = _goal("fp32")  # family d: edgekit chose the file (and options) the ort-fp32 peer runs, measured 1.02x
+    assert g["above_1.0x"] == [] and g["above_1.0x_on_the_peers_own_engine"] == ["d"]
+    assert g["met"] and not g["met_strict"]
+    g = _goal("another file")  # the same 1.02x on an engine of edgekit's own is a loss
+    assert g["above_1.0x"] == ["d"] and g["above_1.0x_on_the_peers_own_engine"] == []
+    assert not g["met"] and not g["met_strict"]
