@@ -13,6 +13,7 @@ prints its table and goal table.
 
     python benchmarks/peers.py --trained --models squeezenet1_1 mobilenet_v3_small shufflenet_v2_x1_0 \
         mobilenet_v2 efficientnet_b0 --max-drop 0.5 1 --choose-at 0.5 --nncf-aac --pt2e-models squeezenet1_1 \
+        --finetune-images 30000 --finetune-start 20000 --prune-ratios 0.25 0.5 0.7 --finetune-epochs 3 \
         --threads 2 --repeats 50 --sweeps 3 --json benchmarks/results/peers-trained.json
 
 Without --trained, the torchvision models have random weights with BatchNorm statistics re-estimated on the calibration
