@@ -4,10 +4,11 @@ Issue #14: on EfficientNet-B0 and on MobileNetV2's pruned search, edgekit's choi
 its 505 selection images and missed it on the 2000 judge images. This script re-scores, image by image, every
 candidate file of every search in a `peers.py --trained --work` folder, on the search's own selection half (the
 same split `--optimize` makes, so the drop it finds must equal the one the search recorded: checked) and on the
-harness's judge images, and compares two rules for the choice, both on the latencies the search measured:
+harness's judge images, and compares three rules for the choice, on the latencies the search measured (the sizes,
+for a `--optimize size` search):
 
-- `point`: the fastest candidate whose selection drop fits the budget (what `--optimize` and NNCF's accuracy
-  control do);
+- `point`: the fastest (smallest) candidate whose selection drop fits the budget (what `--optimize` and NNCF's
+  accuracy control do);
 - `one_se`: the fastest whose drop plus one paired standard error (`edgekit.stats.paired_drop`) fits;
 - `upper95`: the fastest whose 95% paired interval stays within the budget.
 
@@ -39,10 +40,11 @@ def outcomes(backend: str, path: Path, options: dict, x: np.ndarray, truth: np.n
         return topk_correct(run_batched(r, x), truth, 1)
 
 
-def choose(cands: list[dict], max_drop: float, key: str) -> dict:
-    """The fastest candidate whose ``key`` (the point drop, or the interval's top) fits the budget."""
+def choose(cands: list[dict], max_drop: float, key: str, objective: str = "latency") -> dict:
+    """The fastest (or, for ``--optimize size``, the smallest) candidate whose ``key`` (the point drop, or the
+    interval's top) fits the budget."""
     ok = [c for c in cands if c[key] <= max_drop]
-    return min(ok, key=lambda c: c["latency_ms"])
+    return min(ok, key=lambda c: c["latency_ms"] if objective == "latency" else (c["size_bytes"], c["latency_ms"]))
 
 
 def search_rows(folder: Path, x_sel, y_sel, x_judge, y_judge, threads: int) -> tuple[list[dict], dict]:
@@ -65,17 +67,20 @@ def search_rows(folder: Path, x_sel, y_sel, x_judge, y_judge, threads: int) -> t
     for c in o["candidates"]:
         sel, judge = score(c["backend"], folder / c["file"], dict(c["runtime"]))
         d = paired_drop(sel, ref_sel)
-        cands.append({"name": c["name"], "latency_ms": c["latency_ms"], "search_drop": c["drop"],
+        cands.append({"name": c["name"], "latency_ms": c["latency_ms"], "size_bytes": c["size_bytes"],
+                      "search_drop": c["drop"],
                       "reproduced": abs(d["drop"] - c["drop"]) < 1e-9, **{k: d[k] for k in (
                           "drop", "broken", "fixed", "se", "low", "high")}, "one_se": d["drop"] + d["se"],
                       "judge_drop": paired_drop(judge, ref_judge)["drop"]})
     b = o["max_drop"]
-    rules = {"point": choose(cands, b, "drop"), "one_se": choose(cands, b, "one_se"),
-             "upper95": choose(cands, b, "high")}
-    summary = {"search": folder.name, "max_drop": b, "selection_images": len(y_sel), "judge_images": len(y_judge),
-               "all_reproduced": all(c["reproduced"] for c in cands), "search_choice": o["choice"]["name"]}
+    rules = {r: choose(cands, b, key, o["objective"])
+             for r, key in (("point", "drop"), ("one_se", "one_se"), ("upper95", "high"))}
+    summary = {"search": folder.name, "objective": o["objective"], "max_drop": b, "selection_images": len(y_sel),
+               "judge_images": len(y_judge), "all_reproduced": all(c["reproduced"] for c in cands),
+               "search_choice": o["choice"]["name"]}
     for rule, c in rules.items():
-        summary[rule] = {"choice": c["name"], "latency_ms": c["latency_ms"], "selection_drop": c["drop"],
+        summary[rule] = {"choice": c["name"], "latency_ms": c["latency_ms"], "size_bytes": c["size_bytes"],
+                         "selection_drop": c["drop"],
                          "interval": [c["low"], c["high"]], "judge_drop": c["judge_drop"],
                          "judge_within_budget": c["judge_drop"] <= b}
     return cands, summary
