@@ -7,7 +7,7 @@ edgekit's rows are red diamonds. The step line is the Pareto front: the rows tha
 axes (as fast or faster with a drop as small or smaller, and better on one). Dashed lines: the drop budgets of the
 run (`meta.max_drop`). One PNG per model, and a table and JSON of each family's front.
 
-    python benchmarks/pareto.py benchmarks/results/peers-trained-run2.json --out-dir benchmarks/results/pareto
+    python benchmarks/pareto.py benchmarks/results/peers-trained.json --out-dir benchmarks/results/pareto
 """
 
 from __future__ import annotations
