@@ -101,6 +101,10 @@ def main() -> None:
     ap.add_argument("--json", default="benchmarks/results/drop-uncertainty.json")
     args = ap.parse_args()
     work = Path(args.work)
+    missing = [d for d in ("selection", "judge") if not (work / d).is_dir()]
+    if missing:
+        raise SystemExit(f"{work} has no {missing[0]}/ folder: pass the --work folder of a finished "
+                         "`peers.py --trained` run")
     pre = Preprocess(*TRAINED_PRE)
     x, y = load_array(scan(work / "selection", num_classes=10), pre)
     sel, _ = split_selection_judge(len(x), y)  # --optimize's split of its --eval-data (peers.py passes no limit)

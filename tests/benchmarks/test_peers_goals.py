@@ -47,3 +47,21 @@ def test_above_one_on_the_peers_own_engine_is_a_tie():
     g = _goal("another file")  # the same 1.02x on an engine of edgekit's own is a loss
     assert g["above_1.0x"] == ["d"] and g["above_1.0x_on_the_peers_own_engine"] == []
     assert not g["met"] and not g["met_strict"]
+
+
+def test_bad_inputs_are_refused_in_one_line(tmp_path):
+    import json
+    import subprocess
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    old = tmp_path / "old.json"  # a file from before --max-drop took several budgets
+    old.write_text(json.dumps({"meta": {"max_drop": 1.0}, "rows": []}))
+    r = subprocess.run([sys.executable, bench / "peers.py", "--summarize", old], capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.strip() == (f"{old} predates the goal tables (one budget, no judged drops): "
+                                                      "run peers.py again to get them")
+    assert json.loads(old.read_text()) == {"meta": {"max_drop": 1.0}, "rows": []}  # not rewritten
+    r = subprocess.run([sys.executable, bench / "drop_uncertainty.py", "--work", tmp_path, "--json",
+                        tmp_path / "d.json"], capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.strip() == (f"{tmp_path} has no selection/ folder: pass the --work folder "
+                                                      "of a finished `peers.py --trained` run")
+    assert not (tmp_path / "d.json").exists()
