@@ -44,9 +44,24 @@ def cpu_flags() -> set[str]:
     return set(line.partition(":")[2].split())
 
 
+def weights_sha256(model) -> str:
+    """A hash of a torch model's class and weights: what pruning and fine-tuning start from. Not the exported ONNX
+    file's hash, which also changes with export options (``--dynamic-batch``, the opset) that do not change what
+    fine-tuning produces; keying on it made a search with other export options train again."""
+    import torch
+
+    h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # the raw bytes, for every dtype
+    return h.hexdigest()
+
+
 def pruned_key(model_sha256: str, ratio: float, round_to: int, finetune: dict, data_fingerprint: str,
                preprocess: dict) -> str:
-    """Everything a fine-tuned pruned model depends on; any change trains again."""
+    """Everything a fine-tuned pruned model depends on; any change trains again. ``model_sha256`` is
+    :func:`weights_sha256` of the model as given."""
     import torch
 
     from ..prune.plan import PLAN_VERSION
@@ -91,6 +106,7 @@ class PrunedModels:
         self.fp32: dict[float, Path] = {}
         self.info: dict[str, dict] = {}
         self._data = None
+        self._weights: str | None = None
 
     def _images(self):
         if self._data is None:
@@ -103,10 +119,10 @@ class PrunedModels:
         return self._data
 
     def cache_file(self, ratio: float) -> Path:
-        from ..fsutil import sha256_file
-
         s = self.s
-        key = pruned_key(sha256_file(s.fp32_path), ratio, self.round_to, asdict(self.fs.config), self._images()[2],
+        if self._weights is None:
+            self._weights = weights_sha256(s.source.torch_model)
+        key = pruned_key(self._weights, ratio, self.round_to, asdict(self.fs.config), self._images()[2],
                          s.source.preprocess.to_dict())
         return self.fs.cache_dir / f"{s.source.name}-pruned-{ratio:g}-{key[:16]}.pt"
 

@@ -76,6 +76,28 @@ def test_pruned_key_changes_with_everything_the_weights_depend_on():
         assert pruned_key(**{**base, field: other}) != key, field
 
 
+def test_weights_sha256_follows_the_weights_not_the_object():
+    import torch
+
+    from edgekit.pipeline.pruned import weights_sha256
+
+    def net(seed, width=8):
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, width, 3), torch.nn.BatchNorm2d(width))
+
+    a = weights_sha256(net(0))
+    assert a == weights_sha256(net(0))  # another object, the same weights
+    assert a != weights_sha256(net(1))
+    assert a != weights_sha256(net(0, width=9))
+    changed = net(0)
+    with torch.no_grad():
+        changed[0].weight[0, 0, 0, 0] += 1e-6  # one weight, one ulp-scale step
+    assert a != weights_sha256(changed)
+    counted = net(0)
+    counted[1].num_batches_tracked += 1  # integer buffers count too
+    assert a != weights_sha256(counted)
+
+
 def test_time_budget_in_seconds_for_a_fine_tuning():
     clock = FakeClock()
     tb = TimeBudget(100.0, clock)
@@ -166,8 +188,9 @@ def test_optimize_with_finetune_data_on_digits(digits, digits_model, cli, tmp_pa
     assert best.stat().st_size == ch["size_bytes"]
 
     # resumable: the same search again reads the fine-tuned model from the cache, and ships the same weights
-    code, _, err = cli(*args, "--out", tmp_path / "o2", "--max-images", "60")  # fewer images: the cache key
-    # depends on the model, the ratio, the rounding, the fine-tuning settings and images, not on the judge images
+    code, _, err = cli(*args, "--out", tmp_path / "o2", "--max-images", "60", "--dynamic-batch")  # the cache key
+    # depends on the model's weights, the ratio, the rounding, the fine-tuning settings and images, not on the judge
+    # images or the export options (keyed on the exported file, a --dynamic-batch search trained again)
     assert code == 0, err
     again = json.loads((tmp_path / "o2" / "report.json").read_text())["optimize"]["pruned"]["models"]["0.5"]
     assert again["cache"] == {"file": info["cache"]["file"], "hit": True}
