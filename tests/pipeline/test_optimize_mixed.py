@@ -84,6 +84,7 @@ def test_time_budget_needs_optimize(cli, tmp_path):
     assert code == 2 and "--time-budget bounds the --optimize search: add --optimize latency" in err
 
 
+@pytest.mark.slow  # about 100 s on 2 cores (the longest default test): the pure tests above cover the ranking
 def test_optimize_holds_mixed_candidates_on_digits(digits, digits_model, cli, tmp_path):
     """Ranges clipped at the 90th percentile of 4 calibration images ruin full INT8 of the digits MobileNetV2
     (min-max or per-tensor INT8 of this small model loses nothing, measured), so the guard ranks the layers and the
