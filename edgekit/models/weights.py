@@ -6,6 +6,7 @@ whole pickled model needs the explicit ``trust_checkpoint`` opt-in.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import warnings
@@ -218,3 +219,17 @@ def _scripted_num_classes(model, card: ModelCard) -> int:
     if card.classifier in sd:
         return int(sd[card.classifier].shape[0])
     raise EdgekitError(f"cannot tell the number of classes of this {card.name} model: pass --num-classes")
+
+
+def weights_sha256(model) -> str:
+    """A hash of a torch model's class and weights: what pruning and fine-tuning start from. Not the exported ONNX
+    file's hash, which also changes with export options (``--dynamic-batch``, the opset) that do not change what
+    fine-tuning produces; keying on it made a search with other export options train again."""
+    import torch
+
+    h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # the raw bytes, for every dtype
+    return h.hexdigest()

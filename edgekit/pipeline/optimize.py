@@ -18,6 +18,7 @@ from ..errors import EdgekitError
 from ..fsutil import sha256_file
 from . import candidates as opt
 from .candidates import Candidate, candidates, choose, profiled_exclusions, runtime_variants, tuning_seeds
+from .clock import TimeBudget
 from .search import Quantizing, Running, Search
 
 PROFILED_STEPS = 4  # op types tried in float, costliest first
@@ -40,7 +41,7 @@ def optimize_artifact(ctx, q, g) -> dict:
     notes, progress, threads, timing = ctx.notes, ctx.progress, ctx.threads, ctx.timing
     objective, time_budget, max_drop = g.optimize, g.time_budget, q.max_drop
     base_cfg, copts = q.config(), q.calib()
-    clock = opt.TimeBudget(time_budget)  # from here: calibration and the reference run count too
+    clock = TimeBudget(time_budget)  # from here: calibration and the reference run count too
     max_drop = 1.0 if max_drop is None else max_drop
     backends = ["onnxruntime"] + (["openvino"] if registry.available("openvino") else [])
     if len(backends) == 1:
@@ -51,7 +52,7 @@ def optimize_artifact(ctx, q, g) -> dict:
                                 "target": "cpu"}, cal)
     cache_file = Path(copts.cache) if copts.cache else calibration.DEFAULT_CACHE_DIR / f"{source.name}-{key[:16]}.json"
     s = Search(source, tmp, fp32_path, x, y, Quantizing(base_cfg, cal, cache_file, key),
-                Running(threads, timing, progress))
+                Running(threads, timing, progress), g.drop_rule)
 
     # round 1: precision, op exclusions, backends; FP32 always (the answer of last resort), the rest while time lasts
     built = []
@@ -110,9 +111,9 @@ def optimize_artifact(ctx, q, g) -> dict:
                 break
             again, trial = s.measure([(best.candidate, tmp / best.file), (cand, s.artifact(cand))])
             clock.finished(2)
-            kept = trial.latency_ms < again.latency_ms * KEEP_IF_FASTER and trial.drop <= max_drop
+            kept = trial.latency_ms < again.latency_ms * KEEP_IF_FASTER and trial.fits(max_drop)
             steps.append({"float": op, "ms": trial.latency_ms, "against_ms": again.latency_ms, "drop": trial.drop,
-                          "kept": kept})
+                          "budget_drop": trial.drop + trial.margin, "kept": kept})
             measured.append(trial)
             if kept:
                 best = trial
@@ -157,7 +158,8 @@ def optimize_artifact(ctx, q, g) -> dict:
     (tmp / "model_best.runtime.json").write_text(json.dumps(runtime, indent=2) + "\n")
     ort_fp32 = next(m for m in measured if m.candidate.name == "onnxruntime-fp32")
     notes.append(f"--optimize {objective}: chose {best.candidate.name} ({best.latency_ms:.3f} ms, drop "
-                 f"{best.drop:.2f} on the {len(s.halves['selection'][0])} selection images, "
+                 f"{best.drop:.2f} on the {len(s.halves['selection'][0])} selection images"
+                 f"{f' + one standard error, {best.margin:.2f}, under --drop-rule one-se' if best.margin else ''}, "
                  f"{best.extra['judge_drop']:.2f} on the {len(s.halves['judge'][0])} judge images); "
                  f"onnxruntime FP32 ran {ort_fp32.latency_ms:.3f} ms")
     sure = best.extra.get("drop_uncertainty")
@@ -166,8 +168,8 @@ def optimize_artifact(ctx, q, g) -> dict:
     if best.candidate.runtime:
         notes.append(f"the choice runs with {best.candidate.backend} options {dict(best.candidate.runtime)}: "
                      "model_best.runtime.json records them and `edgekit profile` applies them")
-    return {"objective": objective, "max_drop": max_drop, **s.describe_split(), "mixed_precision": mixed,
-            "pruned": pruned, "shipped_with_choice": shipped,
+    return {"objective": objective, "max_drop": max_drop, "drop_rule": g.drop_rule, **s.describe_split(),
+            "mixed_precision": mixed, "pruned": pruned, "shipped_with_choice": shipped,
             "time_budget": clock.describe(), "runoff": runoff,
             "choice": {**best.to_dict(), "file": chosen.name, "source_file": best.file},
             "candidates": [m.to_dict() for m in measured], "threads": threads,

@@ -44,24 +44,10 @@ def cpu_flags() -> set[str]:
     return set(line.partition(":")[2].split())
 
 
-def weights_sha256(model) -> str:
-    """A hash of a torch model's class and weights: what pruning and fine-tuning start from. Not the exported ONNX
-    file's hash, which also changes with export options (``--dynamic-batch``, the opset) that do not change what
-    fine-tuning produces; keying on it made a search with other export options train again."""
-    import torch
-
-    h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
-    for name, t in model.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # the raw bytes, for every dtype
-    return h.hexdigest()
-
-
 def pruned_key(model_sha256: str, ratio: float, round_to: int, finetune: dict, data_fingerprint: str,
                preprocess: dict) -> str:
     """Everything a fine-tuned pruned model depends on; any change trains again. ``model_sha256`` is
-    :func:`weights_sha256` of the model as given."""
+    :func:`edgekit.models.weights.weights_sha256` of the model as given."""
     import torch
 
     from ..prune.plan import PLAN_VERSION
@@ -121,6 +107,8 @@ class PrunedModels:
     def cache_file(self, ratio: float) -> Path:
         s = self.s
         if self._weights is None:
+            from ..models.weights import weights_sha256
+
             self._weights = weights_sha256(s.source.torch_model)
         key = pruned_key(self._weights, ratio, self.round_to, asdict(self.fs.config), self._images()[2],
                          s.source.preprocess.to_dict())
@@ -238,7 +226,7 @@ def pruned_artifact(s, cand: Candidate) -> Path:
 def _int8_recipe(measured, max_drop: float) -> Candidate | None:
     """Round 1's fastest plain INT8 recipe within the budget (exclusions and activation symmetry only: mixed
     precision's node names and NNCF's own files do not carry over to another model)."""
-    ok = [m for m in measured if m.candidate.precision == "int8" and m.candidate.pruned is None and m.drop <= max_drop
+    ok = [m for m in measured if m.candidate.precision == "int8" and m.candidate.pruned is None and m.fits(max_drop)
           and not (m.candidate.float_nodes or m.candidate.nncf or m.candidate.runtime or m.candidate.int8_ops)]
     return min(ok, key=lambda m: (m.latency_ms, m.candidate.name)).candidate if ok else None
 

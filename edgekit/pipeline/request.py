@@ -37,9 +37,13 @@ class GraphOptions:
     finetune_data: str | None = None  # --optimize also tries pruned models fine-tuned on these images
     prune_ratios: tuple[float, ...] = (0.25, 0.5)  # the channel ratios of those pruned candidates
     finetune_epochs: int = 3
+    drop_rule: str = "point"  # how --optimize holds a candidate to --max-drop: its drop, or its drop + one SE
 
     def __post_init__(self) -> None:
-        from .candidates import OBJECTIVES
+        from .candidates import DROP_RULES, OBJECTIVES
+
+        if self.drop_rule not in DROP_RULES:
+            raise EdgekitError(f"--drop-rule {self.drop_rule}: choose {' or '.join(DROP_RULES)}")
 
         object.__setattr__(self, "prune_ratios", tuple(float(r) for r in self.prune_ratios))
         if isinstance(self.finetune_data, Path):
@@ -221,6 +225,9 @@ def _refusals(r: ExportRequest) -> None:
         raise EdgekitError("--optimize chooses within an accuracy budget: give --max-drop in top-1 points, not off")
     if g.time_budget is not None and g.optimize is None:
         raise EdgekitError("--time-budget bounds the --optimize search: add --optimize latency (or size)")
+    if g.drop_rule != "point" and g.optimize is None:
+        raise EdgekitError(f"--drop-rule {g.drop_rule} is how --optimize holds candidates to --max-drop: add "
+                           "--optimize latency (or size)")
     if g.optimize is not None and q.precision != "fp32":
         raise EdgekitError("--optimize tries FP32 and INT8 itself: drop --int8/--fp16")
     if g.optimize is not None and b.name == "tensorrt":

@@ -17,7 +17,7 @@ from ..measure.timing import TimingOptions, sweep_order, time_runner
 from ..quantize.config import QuantConfig
 from ..stats import paired_drop, topk_correct
 from . import candidates as opt
-from .candidates import Candidate, Measured, runner_for
+from .candidates import Candidate, Measured, drop_margin, runner_for
 
 SWEEPS = 3  # every round times each candidate alone, in turn, this many times; the median of medians decides
 
@@ -44,8 +44,11 @@ class Running:
 class Search:
     """Shared state of one --optimize run: the calibration set, the judge images, built files, measurements."""
 
-    def __init__(self, source, tmp: Path, fp32_path: Path, x, y, quant: Quantizing, run: Running) -> None:
+    def __init__(self, source, tmp: Path, fp32_path: Path, x, y, quant: Quantizing, run: Running,
+                 drop_rule: str = "point") -> None:
         self.source, self.tmp, self.fp32_path, self.x = source, tmp, fp32_path, x
+        drop_margin(drop_rule, None)  # an unknown rule fails here, before any image is read
+        self.drop_rule = drop_rule
         self.base_cfg, self.cal, self.cache_file, self.key = quant.cfg, quant.cal, quant.cache_file, quant.key
         self.threads, self.timing, self.progress = run.threads, run.timing, run.progress
         threads, progress, cal = run.threads, run.progress, quant.cal
@@ -149,5 +152,6 @@ class Search:
                                 str(path.relative_to(self.tmp)) if path.is_relative_to(self.tmp) else path.name,
                                 {"sweeps_ms": sweeps, "spread_ms": max(sweeps) - min(sweeps),
                                  "judge_metric": m["judge"], "judge_drop": self.baseline["judge"] - m["judge"],
-                                 "drop_uncertainty": self.uncertainty[cand.name]}))
+                                 "drop_uncertainty": self.uncertainty[cand.name]},
+                                drop_margin(self.drop_rule, self.uncertainty[cand.name])))
         return out

@@ -11,7 +11,8 @@ import pytest
 from helpers import DIGITS_FLAGS, FakeClock
 
 from edgekit.errors import EdgekitError
-from edgekit.pipeline.candidates import Candidate, Measured, TimeBudget, choose, mixed_ks, split_selection_judge
+from edgekit.pipeline.candidates import Candidate, Measured, choose, mixed_ks, split_selection_judge
+from edgekit.pipeline.clock import TimeBudget
 
 
 def _m(name, ms, drop, backend="onnxruntime", precision="int8", k=0):
@@ -90,9 +91,11 @@ def test_optimize_holds_mixed_candidates_on_digits(digits, digits_model, cli, tm
     (min-max or per-tensor INT8 of this small model loses nothing, measured), so the guard ranks the layers and the
     k-most-sensitive-float files join the search on both backends; each is held to the budget like the rest (here
     every one misses it), the choice is the fastest candidate within budget on the selection half, and its
-    judge-half drop is reported beside it."""
+    judge-half drop is reported beside it. Under --drop-rule one-se: every candidate is held to its drop plus its
+    paired standard error, which these INT8 files, with answers changed both ways, have."""
     out = tmp_path / "o"
     code, stdout, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--optimize", "latency",
+                            "--drop-rule", "one-se",
                             "--max-drop", "0.3", "--eval-data", digits[1], "--calib-data", digits[0],
                             "--calib-size", "4", "--calib-method", "percentile", "--percentile", "90",
                             "--threads", "2", "--out", out, "--calib-cache", tmp_path / "c.json", *DIGITS_FLAGS)
@@ -112,10 +115,14 @@ def test_optimize_holds_mixed_candidates_on_digits(digits, digits_model, cli, tm
         k = int(c["name"].split("-mixed-")[1])
         assert c["float_nodes"] == [r["node"] for r in o["mixed_precision"]["ranking"]][:k]
         assert c["judge_drop"] == pytest.approx(o["baseline"]["judge"] - c["judge_metric"])
-    ok = [c for c in o["candidates"] if c["drop"] <= 0.3]
+    assert o["drop_rule"] == "one-se"
+    for c in o["candidates"]:
+        assert c["budget_drop"] == pytest.approx(c["drop"] + c["drop_uncertainty"]["se"])
+    assert any(c["drop_uncertainty"]["se"] > 0.2 for c in o["candidates"])  # the rule had something to hold
+    ok = [c for c in o["candidates"] if c["budget_drop"] <= 0.3]
     ch = o["choice"]
     assert ch["latency_ms"] == min(c["latency_ms"] for c in ok)
-    assert all(c["drop"] > 0.3 for c in o["candidates"] if c["latency_ms"] < ch["latency_ms"])
+    assert all(c["budget_drop"] > 0.3 for c in o["candidates"] if c["latency_ms"] < ch["latency_ms"])
     assert f"{ch['judge_drop']:.2f} on the 177 judge images" in " ".join(json.loads(
         (out / "report.json").read_text())["notes"])
 

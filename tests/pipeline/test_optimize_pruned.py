@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from helpers import DIGITS_FLAGS, FakeClock
 
-from edgekit.pipeline.candidates import Candidate, Measured, TimeBudget, choose
+from edgekit.pipeline.candidates import Candidate, Measured, choose
+from edgekit.pipeline.clock import TimeBudget
 from edgekit.pipeline.pruned import _int8_recipe, channel_rounding, pruned_candidates, pruned_key
 
 
@@ -79,7 +80,7 @@ def test_pruned_key_changes_with_everything_the_weights_depend_on():
 def test_weights_sha256_follows_the_weights_not_the_object():
     import torch
 
-    from edgekit.pipeline.pruned import weights_sha256
+    from edgekit.models.weights import weights_sha256
 
     def net(seed, width=8):
         torch.manual_seed(seed)
