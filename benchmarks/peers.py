@@ -264,7 +264,8 @@ def model_under_test(name: str, work: Path, calib: np.ndarray,
                                                          "export": GraphOptions(dynamic_batch=True)}
 
 
-def engines(name, work, calib, threads, skip_pt2e, select_dir, budgets, weights=None, aac=None, finetune=None):
+def engines(name, work, calib, threads, skip_pt2e, select_dir, budgets, weights=None, aac=None, finetune=None,
+            drop_rule="point"):
     # budgets: those edgekit (and NNCF's accuracy control) choose at
     """name -> factory returning (callable, closer), built lazily so that each runs alone; and what edgekit's
     searches reported (one per budget). ``aac``: (selection images, labels) for NNCF's accuracy control.
@@ -353,7 +354,8 @@ def engines(name, work, calib, threads, skip_pt2e, select_dir, budgets, weights=
                                              "finetune_epochs": ft["epochs"]}
             rep = export_model(ExportRequest(
                 **edgekit_args, out=opt, eval_data=str(select_dir) if select_dir else None,
-                export=GraphOptions(graph.opset, graph.dynamic_batch, optimize="latency", **pruning),
+                export=GraphOptions(graph.opset, graph.dynamic_batch, optimize="latency", drop_rule=drop_rule,
+                                    **pruning),
                 backend=BackendOptions(threads=threads),
                 quantize=QuantizeOptions(calib_data=str(calib_npy), calib_cache=str(work / f"{name}-cal.json"),
                                          max_drop=b)))
@@ -604,7 +606,7 @@ def run_meta(args, searches, judged_on, weights_meta) -> dict:
 
     meta = {"environment": environment(args.threads), "sweeps": args.sweeps, "repeats": args.repeats,
             "images": judged_on, "max_drop": args.max_drop, "choose_at": args.choose_at or args.max_drop,
-            "models": args.models, "searches": searches}
+            "models": args.models, "searches": searches, "drop_rule": getattr(args, "drop_rule", "point")}
     if args.trained:
         meta.update(weights="train_models.py's Fashion-MNIST weights (10 classes, 64x64, mean = std = 0.5)",
                     weights_files=weights_meta, metric="top-1 accuracy on the judge labels; drop = onnxruntime "
@@ -659,6 +661,8 @@ def main() -> None:
                     "weights never saw (20000-49999; 50300-59999 after 300 calibration images)")
     ap.add_argument("--prune-ratios", type=float, nargs="+", default=[0.25, 0.5])
     ap.add_argument("--finetune-epochs", type=int, default=3)
+    ap.add_argument("--drop-rule", default="point", choices=["point", "one-se"], help="how edgekit's searches hold "
+                    "a candidate to the budget (`--drop-rule`); NNCF's accuracy control always uses the point drop")
     ap.add_argument("--work", help="working folder (default: a new temporary one); a second run in the same folder "
                     "reuses its fine-tuned pruned models and calibration ranges")
     ap.add_argument("--summarize", metavar="JSON", help="print the table and the goal table of a run's JSON (one "
@@ -726,7 +730,7 @@ def main() -> None:
         finetune = {"data": ft_dir, "ratios": tuple(args.prune_ratios), "epochs": args.finetune_epochs} \
             if ft_dir else None
         built, searches[name] = engines(name, work, calib, args.threads, skip_pt2e, select_dir,
-                                        args.choose_at or args.max_drop, weights, aac, finetune)
+                                        args.choose_at or args.max_drop, weights, aac, finetune, args.drop_rule)
         factories = list(built.items())
         print(f"{name}: engines built in {time.monotonic() - t_model:.0f} s: {searches[name]}", flush=True)
         results: dict = {}
