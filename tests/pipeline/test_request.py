@@ -39,6 +39,7 @@ CASES = {
     "export.finetune_data": ("ft", {"export.optimize": "latency"}),
     "export.prune_ratios": ((0.3,), {"export.optimize": "latency", "export.finetune_data": "ft"}),
     "export.finetune_epochs": (2, {"export.optimize": "latency", "export.finetune_data": "ft"}),
+    "export.drop_rule": ("one-se", {"export.optimize": "latency"}),
     "quantize.precision": ("fp16", {}),
     "quantize.target": ("tensorrt", {"quantize.precision": "int8"}),
     "quantize.calib_data": ("calib", {"quantize.precision": "int8"}),
