@@ -60,14 +60,18 @@ class Measured:
     extra: dict = field(default_factory=dict)
     margin: float = 0.0  # added to the drop where the budget is checked: one standard error under --drop-rule one-se
 
+    @property
+    def budget_drop(self) -> float:
+        """The drop the budget is held to, by the search's drop rule."""
+        return self.drop + self.margin
+
     def fits(self, max_drop: float) -> bool:
-        """Within the accuracy budget, by the search's drop rule."""
-        return self.drop + self.margin <= max_drop
+        return self.budget_drop <= max_drop
 
     def to_dict(self) -> dict:
         return {**asdict(self.candidate), "runtime": dict(self.candidate.runtime), "latency_ms": self.latency_ms,
                 "size_bytes": self.size_bytes, "metric": self.metric, "drop": self.drop,
-                "budget_drop": self.drop + self.margin, "file": self.file, **self.extra}
+                "budget_drop": self.budget_drop, "file": self.file, **self.extra}
 
 
 DROP_RULES = ("point", "one-se")
@@ -108,7 +112,7 @@ def choose(measured: list[Measured], max_drop: float, objective: str = "latency"
         raise EdgekitError("no candidate could be measured")
     ok = [m for m in measured if m.fits(max_drop)]
     if not ok:
-        best = min(measured, key=lambda m: m.drop + m.margin)
+        best = min(measured, key=lambda m: m.budget_drop)
         rule = f" (plus one standard error, {best.margin:.2f}, under --drop-rule one-se)" if best.margin else ""
         raise BudgetExceededError(f"no candidate is within --max-drop {max_drop}: the closest, {best.candidate.name}, "
                                   f"loses {best.drop:.2f} points{rule}; raise the budget or calibrate on better data")

@@ -113,7 +113,7 @@ def optimize_artifact(ctx, q, g) -> dict:
             clock.finished(2)
             kept = trial.latency_ms < again.latency_ms * KEEP_IF_FASTER and trial.fits(max_drop)
             steps.append({"float": op, "ms": trial.latency_ms, "against_ms": again.latency_ms, "drop": trial.drop,
-                          "budget_drop": trial.drop + trial.margin, "kept": kept})
+                          "budget_drop": trial.budget_drop, "kept": kept})
             measured.append(trial)
             if kept:
                 best = trial

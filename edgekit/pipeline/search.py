@@ -47,8 +47,7 @@ class Search:
     def __init__(self, source, tmp: Path, fp32_path: Path, x, y, quant: Quantizing, run: Running,
                  drop_rule: str = "point") -> None:
         self.source, self.tmp, self.fp32_path, self.x = source, tmp, fp32_path, x
-        drop_margin(drop_rule, None)  # an unknown rule fails here, before any image is read
-        self.drop_rule = drop_rule
+        self.drop_rule = drop_rule  # GraphOptions checked it; drop_margin applies it
         self.base_cfg, self.cal, self.cache_file, self.key = quant.cfg, quant.cal, quant.cache_file, quant.key
         self.threads, self.timing, self.progress = run.threads, run.timing, run.progress
         threads, progress, cal = run.threads, run.progress, quant.cal
