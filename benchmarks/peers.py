@@ -351,7 +351,7 @@ def engines(name, work, calib, threads, skip_pt2e, select_dir, budgets, weights=
             shutil.rmtree(opt, ignore_errors=True)
             t0 = time.monotonic()
             pruning = {} if ft is None else {"finetune_data": str(ft["data"]), "prune_ratios": ft["ratios"],
-                                             "finetune_epochs": ft["epochs"]}
+                                             "finetune_epochs": ft["epochs"], "prune_depth": ft.get("depth", 0.0)}
             rep = export_model(ExportRequest(
                 **edgekit_args, out=opt, eval_data=str(select_dir) if select_dir else None,
                 export=GraphOptions(graph.opset, graph.dynamic_batch, optimize="latency", drop_rule=drop_rule,
@@ -606,7 +606,8 @@ def run_meta(args, searches, judged_on, weights_meta) -> dict:
 
     meta = {"environment": environment(args.threads), "sweeps": args.sweeps, "repeats": args.repeats,
             "images": judged_on, "max_drop": args.max_drop, "choose_at": args.choose_at or args.max_drop,
-            "models": args.models, "searches": searches, "drop_rule": getattr(args, "drop_rule", "point")}
+            "models": args.models, "searches": searches, "drop_rule": getattr(args, "drop_rule", "point"),
+            "prune_depth": getattr(args, "prune_depth", 0.0)}
     if args.trained:
         meta.update(weights="train_models.py's Fashion-MNIST weights (10 classes, 64x64, mean = std = 0.5)",
                     weights_files=weights_meta, metric="top-1 accuracy on the judge labels; drop = onnxruntime "
@@ -661,6 +662,8 @@ def main() -> None:
                     "weights never saw (20000-49999; 50300-59999 after 300 calibration images)")
     ap.add_argument("--prune-ratios", type=float, nargs="+", default=[0.25, 0.5])
     ap.add_argument("--finetune-epochs", type=int, default=3)
+    ap.add_argument("--prune-depth", type=float, default=0.0, help="ShuffleNetV2's pruned candidates also lose this "
+                    "share of each stage's repeated units (`--prune-depth`; other families prune channels only)")
     ap.add_argument("--drop-rule", default="point", choices=["point", "one-se"], help="how edgekit's searches hold "
                     "a candidate to the budget (`--drop-rule`); NNCF's accuracy control always uses the point drop")
     ap.add_argument("--work", help="working folder (default: a new temporary one); a second run in the same folder "
@@ -689,6 +692,7 @@ def main() -> None:
 
     from edgekit.data.images import load_array, scan
     from edgekit.measure.timing import sweep_order
+    from edgekit.models.registry import get_card
     from edgekit.stats import accuracy, agreement
 
     torch.set_grad_enabled(False)
@@ -727,7 +731,8 @@ def main() -> None:
         else:
             x_all = load_array(scan(judge_dir, labels=False), pre)[0] if judge_dir else calib
         skip_pt2e = args.skip_pt2e or (args.pt2e_models is not None and name not in args.pt2e_models)
-        finetune = {"data": ft_dir, "ratios": tuple(args.prune_ratios), "epochs": args.finetune_epochs} \
+        finetune = {"data": ft_dir, "ratios": tuple(args.prune_ratios), "epochs": args.finetune_epochs,
+                    "depth": args.prune_depth if get_card(name).capabilities.prune == "shufflenet" else 0.0} \
             if ft_dir else None
         built, searches[name] = engines(name, work, calib, args.threads, skip_pt2e, select_dir,
                                         args.choose_at or args.max_drop, weights, aac, finetune, args.drop_rule)

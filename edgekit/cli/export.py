@@ -92,6 +92,8 @@ def export(
     prune_ratios: str = typer.Option("0.25,0.5", "--prune-ratios", help="Shares of channels the pruned candidates "
                                      "remove (with --finetune-data)."),
     finetune_epochs: int = typer.Option(3, "--finetune-epochs", help="Fine-tuning epochs per pruned candidate."),
+    prune_depth: float = typer.Option(0.0, "--prune-depth", help="ShuffleNetV2: the pruned candidates also lose "
+                                      "this share of each stage's repeated units (fewer small ops)."),
     drop_rule: str = typer.Option("point", "--drop-rule", help="How --optimize holds a candidate to --max-drop: "
                                   "point (its drop on the selection images) or one-se (its drop plus one paired "
                                   "standard error: safer on few images, sometimes slower)."),
@@ -118,7 +120,7 @@ def export(
         PreprocessOverrides(input_size, resize_size, interpolation, c.triple(mean, "--mean"), c.triple(std, "--std")),
         GraphOptions(opset, dynamic_batch, atol, rtol, max_images, prune, c.as_path(plan), optimize, time_budget,
                      c.as_path(finetune_data), c.floats(prune_ratios, "--prune-ratios"), finetune_epochs,
-                     drop_rule),
+                     drop_rule, prune_depth),
         QuantizeOptions(precision_of(int8, fp16), target, c.as_path(calib_data), calib_size, calib_method,
                         percentile, seed, c.as_path(calib_cache), parse_max_drop(max_drop), max_float_layers,
                         c.names(exclude_ops), c.names(int8_ops) or None, per_tensor),

@@ -24,6 +24,8 @@ def prune(
     importance: str = typer.Option("l1", "--importance", help="l1, l2, bn (BatchNorm scale) or taylor."),
     round_to: int = typer.Option(8, "--round-to", help="Keep channel counts multiples of this."),
     global_pruning: bool = typer.Option(False, "--global", help="Rank channels across layers, not per layer."),
+    depth: float = typer.Option(0.0, "--depth", help="ShuffleNetV2: share of each stage's repeated units removed, "
+                                "in [0, 1) (fewer small ops; channels as --ratio says)."),
     layer_ratio: Optional[list[str]] = typer.Option(None, "--layer-ratio", help="Per-layer ratio, NAME=RATIO "
                                                     "(repeatable)."),
     sparsity: Optional[str] = typer.Option(None, "--sparsity", help="Zero weights: a fraction (0.8) or 2:4 "
@@ -60,7 +62,10 @@ def prune(
             layer_ratios.append((name, float(value)))
         except ValueError:
             raise EdgekitError(f"--layer-ratio {item}: use NAME=RATIO, e.g. features.3.conv.0.0=0.5") from None
-    cfg = None if ratio is None else PruneConfig(ratio, importance, round_to, global_pruning, tuple(layer_ratios))
+    if depth and ratio is None:
+        raise EdgekitError(f"--depth {depth:g} removes units alongside --ratio's channels: pass --ratio too")
+    cfg = None if ratio is None else PruneConfig(ratio, importance, round_to, global_pruning, tuple(layer_ratios),
+                                                  depth)
     request = PruneRequest(model, c.as_path(out), weights, num_classes, trust_checkpoint, c.as_path(eval_data), force,
                            c.overrides(input_size, resize_size, interpolation, mean, std), cfg, sparsity,
                            c.as_path(finetune_data), FinetuneConfig(epochs, optimizer, lr, batch_size=batch_size),

@@ -91,7 +91,7 @@ def optimize_artifact(ctx, q, g) -> dict:
         from .pruned import FinetuneSearch, pruned_round, ship_pruned
 
         fs = FinetuneSearch(g.finetune_data, g.prune_ratios, FinetuneConfig(epochs=g.finetune_epochs),
-                            cache_file.parent, g.opset, g.dynamic_batch)
+                            cache_file.parent, g.opset, g.dynamic_batch, g.prune_depth)
         more, pruned = pruned_round(s, fs, measured, max_drop, backends, clock)
         measured += more
 

@@ -168,7 +168,8 @@ def prune_model(request: PruneRequest, *, timing: TimingOptions | None = None) -
                 "model": source.name, "family": source.family, "weights": "pruned_state_dict.pt",
                 "pretrained": source.pretrained, "num_classes": source.num_classes,
                 "categories": source.categories, "preprocess": source.preprocess.to_dict(), "precision": "fp32",
-                "pruning": None if plan is None else {"ratio": cfg.ratio, "layers": len(plan["layers"])}})
+                "pruning": None if plan is None else {"ratio": cfg.ratio, "layers": len(plan["layers"]),
+                                                      **({"units": plan["units"]} if "units" in plan else {})}})
             x = xe if xe is not None else np.zeros(shape, np.float32)
             verification = verify(fp32, x[:64], _torch_logits(student, x[:64]), Tolerance())
             base = tmp / "unpruned.onnx"

@@ -45,7 +45,7 @@ def cpu_flags() -> set[str]:
 
 
 def pruned_key(model_sha256: str, ratio: float, round_to: int, finetune: dict, data_fingerprint: str,
-               preprocess: dict) -> str:
+               preprocess: dict, depth: float = 0.0) -> str:
     """Everything a fine-tuned pruned model depends on; any change trains again. ``model_sha256`` is
     :func:`edgekit.models.weights.weights_sha256` of the model as given."""
     import torch
@@ -55,19 +55,22 @@ def pruned_key(model_sha256: str, ratio: float, round_to: int, finetune: dict, d
     fields = {"plan": PLAN_VERSION, "model": model_sha256, "ratio": ratio, "round_to": round_to,
               "importance": "l1", "finetune": finetune, "data": data_fingerprint, "preprocess": preprocess,
               "torch": torch.__version__}
+    if depth:  # only then: the keys of models cached before depth pruning existed stay valid
+        fields["depth"] = depth
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def pruned_candidates(ratios, backends: list[str], int8_like: Candidate | None) -> list[Candidate]:
+def pruned_candidates(ratios, backends: list[str], int8_like: Candidate | None, depth: float = 0.0) -> list[Candidate]:
     """Per ratio and backend: the pruned model in FP32, and in INT8 with the exclusions of ``int8_like`` (round 1's
-    fastest INT8 within the budget; plain INT8 when none fitted)."""
+    fastest INT8 within the budget; plain INT8 when none fitted). ``depth`` (units removed) shows in the names."""
     base = int8_like or Candidate("int8", "onnxruntime", "int8")
     suffix = "".join(f"-float-{e.lower()}" for e in base.exclude) + ("-s8" if base.symmetric_activations else "")
     out = []
     for r in ratios:
+        tag = f"{r:g}" + (f"-depth-{depth:g}" if depth else "")
         for be in backends:
-            out.append(Candidate(f"{be}-pruned-{r:g}-fp32", be, "fp32", pruned=r))
-            out.append(Candidate(f"{be}-pruned-{r:g}-int8{suffix}", be, "int8", exclude=base.exclude,
+            out.append(Candidate(f"{be}-pruned-{tag}-fp32", be, "fp32", pruned=r))
+            out.append(Candidate(f"{be}-pruned-{tag}-int8{suffix}", be, "int8", exclude=base.exclude,
                                  symmetric_activations=base.symmetric_activations, pruned=r))
     return out
 
@@ -82,6 +85,7 @@ class FinetuneSearch:
     cache_dir: Path
     opset: int = 18  # the pruned files are exported like the model's own file
     dynamic_batch: bool = False
+    depth: float = 0.0  # ShuffleNetV2: share of each stage's repeated units removed too
 
 
 class PrunedModels:
@@ -111,8 +115,9 @@ class PrunedModels:
 
             self._weights = weights_sha256(s.source.torch_model)
         key = pruned_key(self._weights, ratio, self.round_to, asdict(self.fs.config), self._images()[2],
-                         s.source.preprocess.to_dict())
-        return self.fs.cache_dir / f"{s.source.name}-pruned-{ratio:g}-{key[:16]}.pt"
+                         s.source.preprocess.to_dict(), self.fs.depth)
+        depth = f"-depth-{self.fs.depth:g}" if self.fs.depth else ""
+        return self.fs.cache_dir / f"{s.source.name}-pruned-{ratio:g}{depth}-{key[:16]}.pt"
 
     def build(self, ratio: float) -> Path:
         """Prune, fine-tune (or read the cached result), export and verify; returns the FP32 ONNX file."""
@@ -128,7 +133,8 @@ class PrunedModels:
         x, y, _ = self._images()
         teacher = source.torch_model.eval()
         student = copy.deepcopy(teacher)
-        plan = prune(student, get_card(source.name), source.input_shape, PruneConfig(ratio, round_to=self.round_to))
+        plan = prune(student, get_card(source.name), source.input_shape, PruneConfig(ratio, round_to=self.round_to,
+                                                                                  depth=self.fs.depth))
         cache, started = self.cache_file(ratio), time.monotonic()
         saved = _cached(cache, student)
         if saved is not None:
@@ -197,7 +203,8 @@ def _export(model, source, path: Path, ratio: float, fs: FinetuneSearch) -> Path
     write_onnx_with_meta(simplify(graph), path, {
         "model": source.name, "family": source.family, "weights": "pruned_state_dict.pt",
         "pretrained": source.pretrained, "num_classes": source.num_classes, "categories": source.categories,
-        "preprocess": source.preprocess.to_dict(), "precision": "fp32", "pruning": {"ratio": ratio}})
+        "preprocess": source.preprocess.to_dict(), "precision": "fp32",
+        "pruning": {"ratio": ratio, **({"depth": fs.depth} if fs.depth else {})}})
     return path
 
 
@@ -258,7 +265,7 @@ def pruned_round(s, fs: FinetuneSearch, measured, max_drop: float, backends: lis
     with track_progress(s.progress) as prog:
         task = prog.add_task("pruned candidates", total=len(fs.ratios))
         for r in fs.ratios:
-            cands = pruned_candidates([r], backends, int8_like)
+            cands = pruned_candidates([r], backends, int8_like, fs.depth)
             cached = models.cache_file(r).exists()
             if not cached and per_finetune is None:
                 per_finetune = steps * _step_seconds(s.source.torch_model, x, fs.config.batch_size)
@@ -274,7 +281,7 @@ def pruned_round(s, fs: FinetuneSearch, measured, max_drop: float, backends: lis
             clock.finished(len(cands))
             prog.advance(task)
         prog.remove_task(task)
-    return out, {"ratios": list(fs.ratios), "round_to": round_to, "finetune": asdict(fs.config),
+    return out, {"ratios": list(fs.ratios), "depth": fs.depth, "round_to": round_to, "finetune": asdict(fs.config),
                  "finetune_images": len(x), "int8_recipe": int8_like.name if int8_like else "int8",
                  "models": models.info}
 

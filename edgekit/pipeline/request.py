@@ -38,6 +38,7 @@ class GraphOptions:
     prune_ratios: tuple[float, ...] = (0.25, 0.5)  # the channel ratios of those pruned candidates
     finetune_epochs: int = 3
     drop_rule: str = "point"  # how --optimize holds a candidate to --max-drop: its drop, or its drop + one SE
+    prune_depth: float = 0.0  # ShuffleNetV2's pruned candidates also lose this share of each stage's units
 
     def __post_init__(self) -> None:
         from .candidates import DROP_RULES, OBJECTIVES
@@ -53,6 +54,8 @@ class GraphOptions:
                                "one or more shares of channels to remove, each in (0, 1), e.g. 0.25,0.5")
         if self.finetune_epochs < 1:
             raise EdgekitError(f"--finetune-epochs {self.finetune_epochs}: give at least 1")
+        if not 0 <= self.prune_depth < 1:
+            raise EdgekitError(f"--prune-depth {self.prune_depth:g}: give the share of units to remove, in [0, 1)")
 
         if self.opset < 17:
             raise EdgekitError(f"opset must be 17 or newer (got {self.opset})")
@@ -243,6 +246,8 @@ def _refusals(r: ExportRequest) -> None:
         raise EdgekitError("--prune with --plan: the plan is already pruned; give one of them")
     if g.finetune_data is not None:
         _finetune_refusals(r)
+    elif g.prune_depth:
+        raise EdgekitError("--prune-depth shapes the pruned candidates of --finetune-data: add --finetune-data")
     if b.name == "tensorrt" and b.build_on == "board" and q.precision == "fp32":
         raise EdgekitError("a Jetson bundle carries an INT8 or FP16 model: add --int8 or --fp16")
     if b.name == "tensorrt":
@@ -266,7 +271,7 @@ def _finetune_refusals(r: ExportRequest) -> None:
     from ..models.registry import get_card
     from ..prune.plan import check_prunable
 
-    check_prunable(get_card(r.model))
+    check_prunable(get_card(r.model), g.prune_depth, "--prune-depth")
 
 
 def precision_of(int8: bool, fp16: bool) -> str:

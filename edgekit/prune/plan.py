@@ -25,11 +25,15 @@ class PruneConfig:
     round_to: int | None = 8  # TensorRT- and SIMD-friendly widths
     global_pruning: bool = False
     layer_ratios: tuple[tuple[str, float], ...] = ()  # per-layer overrides, by module name
+    depth: float = 0.0  # share of each stage's repeated units removed (ShuffleNetV2: prune/shufflenet.py)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.ratio < 1.0:
             raise EdgekitError(f"--ratio {self.ratio} must lie strictly between 0 and 1 (the share of channels "
                                "removed)")
+        if not 0.0 <= self.depth < 1.0:
+            raise EdgekitError(f"--depth {self.depth:g} must lie in [0, 1) (the share of each stage's repeated "
+                               "units removed)")
         check_importance(self.importance)
         if self.round_to is not None and self.round_to < 1:
             raise EdgekitError(f"--round-to {self.round_to} must be 1 or more")
@@ -38,12 +42,15 @@ class PruneConfig:
                 raise EdgekitError(f"ratio {r} for layer {name} must lie strictly between 0 and 1")
 
 
-def check_prunable(card) -> None:
+def check_prunable(card, depth: float = 0.0, flag: str = "--depth") -> None:
     """The card's capabilities say how it prunes; refuse, with their reason, the ones that do not."""
     caps = card.capabilities
     if not caps.prunable:
         raise EdgekitError(f"{card.name} cannot be pruned safely: {caps.prune_refusal}; prune another family, or "
                            "use --sparsity (no channels removed)")
+    if depth and caps.prune != "shufflenet":
+        raise EdgekitError(f"{flag} {depth:g}: removing units is built for ShuffleNetV2 only, not {card.name}; "
+                           f"drop {flag} (channel pruning applies to every family)")
 
 
 def _module(model, name: str):
@@ -81,11 +88,16 @@ def _prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
     import torch
     import torch_pruning as tp
 
-    check_prunable(card)
+    check_prunable(card, cfg.depth)
     model.eval()
     example = torch.zeros(*input_shape)
     before = channel_counts(model)
     macs0, params0 = tp.utils.count_ops_and_params(model, example)
+    units = None
+    if cfg.depth:
+        from .shufflenet import drop_units
+
+        units = drop_units(model, cfg.depth)
     ratio_dict = {_module(model, n): r for n, r in cfg.layer_ratios}
     shuffle = card.capabilities.prune == "shufflenet"  # ShuffleNetV2's channel shuffle: branch by branch
     pruner = None if shuffle else tp.pruner.MetaPruner(
@@ -116,7 +128,7 @@ def _prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
     model.zero_grad(set_to_none=True)
     after = channel_counts(model)
     macs1, params1 = tp.utils.count_ops_and_params(model, example)
-    return {
+    plan = {
         "edgekit_prune_plan": PLAN_VERSION,
         "base_model": card.name,
         "input_shape": list(input_shape),
@@ -124,8 +136,12 @@ def _prune(model, card, input_shape, cfg: PruneConfig, taylor_batches=None):
                    "global_pruning": cfg.global_pruning, "layer_ratios": dict(cfg.layer_ratios)},
         "params": {"before": int(params0), "after": int(params1)},
         "macs": {"before": int(macs0), "after": int(macs1)},
-        "layers": {n: {"kept": after[n], "of": before[n]} for n in before if after[n] != before[n]},
+        "layers": {n: {"kept": after[n], "of": before[n]} for n in after if after[n] != before[n]},
     }
+    if units is not None:  # only then, so a plan without --depth reads as before
+        plan["config"]["depth"] = cfg.depth
+        plan["units"] = units
+    return plan
 
 
 def rebuild(model, plan: dict, card):
@@ -139,10 +155,13 @@ def rebuild(model, plan: dict, card):
     if plan["base_model"] != card.name:
         raise EdgekitError(f"the plan is for {plan['base_model']}, not {card.name}: pass the matching model")
     if card.capabilities.prune == "shufflenet":
-        from .shufflenet import rebuild_branches
+        from .shufflenet import rebuild_branches, rebuild_units
 
+        rebuild_units(model, plan.get("units", {}))
         rebuild_branches(model, plan["layers"])
         return model
+    if plan.get("units"):
+        raise EdgekitError(f"the plan removes units, which {card.name} cannot: the plan is for ShuffleNetV2")
     dg = tp.DependencyGraph().build_dependency(model, torch.zeros(*plan["input_shape"]))
     for name, spec in plan["layers"].items():
         mod = _module(model, name)

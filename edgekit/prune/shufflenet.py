@@ -91,3 +91,85 @@ def rebuild_branches(model, layers: dict) -> None:
         if spec["kept"] < n:
             _graph(chain, conv).get_pruning_group(conv, tp.prune_conv_out_channels,
                                             idxs=list(range(spec["kept"], n))).prune()
+
+
+# --- depth: fewer repeated units per stage ------------------------------------------------------------------
+# At small inputs ShuffleNetV2's time goes to its many small ops (split, concat, the shuffle's reshape-transpose-
+# reshape), which thinner branches do not remove. Dropping a stage's last repeated units does, and leaves
+# torchvision's own architecture with smaller ``stages_repeats`` (depth scaling, as EfficientNet's repeats).
+
+STAGES = ("stage2", "stage3", "stage4")
+
+
+def _consumer(model, stage: str):
+    """The module that reads a stage's output: the next stage's stride-2 unit, or conv5."""
+    i = STAGES.index(stage)
+    return getattr(model, STAGES[i + 1])[0] if i + 1 < len(STAGES) else model.conv5
+
+
+def units_dropped(n_units: int, depth: float) -> int:
+    """Repeated (stride-1) units removed from a stage of ``n_units``: ``depth`` of them, rounded half up; the
+    stride-2 unit that changes the width always stays."""
+    return int((n_units - 1) * depth + 0.5)
+
+
+def shuffle_permutation(channels: int, times: int):
+    """Indices ``q`` with ``channel_shuffle`` applied ``times`` times equal to ``x[:, q]``."""
+    import torch
+
+    half = channels // 2
+    p = torch.arange(channels).view(2, half).t().reshape(-1)  # out[2c + g] = in[g * half + c]
+    q = torch.arange(channels)
+    for _ in range(times):
+        q = q[p]
+    return q
+
+
+def _take_permuted_input(module, q) -> None:
+    """Make ``module`` read ``x`` as it read ``x[:, q]`` before: permute the input channels of its first layers."""
+    import torch
+
+    def scatter(t, dim):
+        out = torch.empty_like(t)
+        index = [slice(None)] * t.dim()
+        index[dim] = q
+        out[tuple(index)] = t
+        return out
+
+    with torch.no_grad():
+        if isinstance(module, torch.nn.Sequential):  # conv5: a 1x1 conv over all channels
+            module[0].weight.copy_(scatter(module[0].weight, 1))
+            return
+        module.branch2[0].weight.copy_(scatter(module.branch2[0].weight, 1))
+        dw, bn, pw = module.branch1[0], module.branch1[1], module.branch1[2]  # depthwise: channels move whole
+        dw.weight.copy_(scatter(dw.weight, 0))
+        for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
+            t.copy_(scatter(t, 0))
+        pw.weight.copy_(scatter(pw.weight, 1))
+
+
+def drop_units(model, depth: float) -> dict[str, dict]:
+    """Remove ``depth`` of every stage's repeated units, the last ones. Each removed unit is replaced by what it
+    is with an identity branch, its channel shuffle, folded into the next layer's input weights: the thinner model
+    starts as close to the original as a cut can, at no run-time cost. Returns {stage: {"kept", "of"}}."""
+    units = {}
+    for stage in STAGES:
+        seq = getattr(model, stage)
+        drop = units_dropped(len(seq), depth)
+        units[stage] = {"kept": len(seq) - drop, "of": len(seq)}
+        if not drop:
+            continue
+        channels = seq[0].branch2[-3].out_channels * 2  # the stage's width: both branches' outputs
+        _take_permuted_input(_consumer(model, stage), shuffle_permutation(channels, drop))
+        setattr(model, stage, seq[: len(seq) - drop])
+    return units
+
+
+def rebuild_units(model, units: dict) -> None:
+    """Cut every stage to the plan's unit count (the state dict loaded next holds the folded weights)."""
+    for stage, spec in units.items():
+        seq = getattr(model, stage, None)
+        if stage not in STAGES or seq is None or len(seq) != spec["of"]:
+            raise EdgekitError(f"the plan removes units of {stage} ({spec['of']} units), which this model does not "
+                               "have: the plan is for another variant of the model")
+        setattr(model, stage, seq[: spec["kept"]])

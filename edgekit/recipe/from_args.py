@@ -25,7 +25,7 @@ def from_prune_request(r) -> Recipe:
                            "name")
     prune = PruneSpec(cfg.ratio if cfg else None, cfg.importance if cfg else "l1", cfg.round_to if cfg else 8,
                       cfg.global_pruning if cfg else False, r.sparsity,
-                      dict(cfg.layer_ratios) if cfg and cfg.layer_ratios else None)
+                      dict(cfg.layer_ratios) if cfg and cfg.layer_ratios else None, cfg.depth if cfg else 0.0)
     fin = None if r.finetune_data is None else FinetuneSpec(str(r.finetune_data), **dataclasses.asdict(ft))
     return Recipe(model=r.model, weights=r.weights, num_classes=r.num_classes, out=r.out,
                   eval_data=r.eval_data, trust_checkpoint=r.trust_checkpoint, preprocess=r.preprocess, prune=prune,

@@ -26,6 +26,7 @@ class PruneSpec:
     global_pruning: bool = False
     sparsity: str | None = None
     layer_ratios: dict[str, float] | None = None
+    depth: float = 0.0
 
     def __post_init__(self) -> None:
         if self.ratio is None and self.sparsity is None:
@@ -38,7 +39,7 @@ class PruneSpec:
         if self.ratio is None:
             return None
         return PruneConfig(self.ratio, self.importance, self.round_to, self.global_pruning,
-                           tuple((self.layer_ratios or {}).items()))
+                           tuple((self.layer_ratios or {}).items()), self.depth)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ def test_pruned_candidates_take_round_ones_int8_recipe():
     assert cands[0].artifact_key != Candidate("onnxruntime-fp32", "onnxruntime", "fp32").artifact_key
     plain = pruned_candidates([0.5], ["onnxruntime"], None)
     assert [c.name for c in plain] == ["onnxruntime-pruned-0.5-fp32", "onnxruntime-pruned-0.5-int8"]
+    deep = pruned_candidates([0.5], ["onnxruntime"], None, depth=0.5)  # --prune-depth shows in the name
+    assert [c.name for c in deep] == ["onnxruntime-pruned-0.5-depth-0.5-fp32", "onnxruntime-pruned-0.5-depth-0.5-int8"]
 
 
 def _m(cand, ms, drop, size=1000):
@@ -73,8 +75,18 @@ def test_pruned_key_changes_with_everything_the_weights_depend_on():
     key = pruned_key(**base)
     assert key == pruned_key(**base)
     for field, other in (("model_sha256", "b" * 64), ("ratio", 0.25), ("round_to", 8), ("finetune", {"epochs": 4}),
-                         ("data_fingerprint", "e"), ("preprocess", {"crop_size": 64})):
+                         ("data_fingerprint", "e"), ("preprocess", {"crop_size": 64}), ("depth", 0.5)):
         assert pruned_key(**{**base, field: other}) != key, field
+    # without --prune-depth the key is the one models were cached under before depth pruning existed
+    import hashlib
+    import json
+
+    import torch
+
+    before = {"plan": 1, "model": "a" * 64, "ratio": 0.5, "round_to": 16, "importance": "l1",
+              "finetune": {"epochs": 3}, "data": "d", "preprocess": {"crop_size": 32}, "torch": torch.__version__}
+    old = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()
+    assert pruned_key(**base, depth=0.0) == key == old
 
 
 def test_weights_sha256_follows_the_weights_not_the_object():

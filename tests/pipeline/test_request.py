@@ -40,6 +40,8 @@ CASES = {
     "export.prune_ratios": ((0.3,), {"export.optimize": "latency", "export.finetune_data": "ft"}),
     "export.finetune_epochs": (2, {"export.optimize": "latency", "export.finetune_data": "ft"}),
     "export.drop_rule": ("one-se", {"export.optimize": "latency"}),
+    "export.prune_depth": (0.5, {"model": "shufflenet_v2_x1_0", "export.optimize": "latency",
+                                 "export.finetune_data": "ft"}),
     "quantize.precision": ("fp16", {}),
     "quantize.target": ("tensorrt", {"quantize.precision": "int8"}),
     "quantize.calib_data": ("calib", {"quantize.precision": "int8"}),
@@ -83,13 +85,14 @@ def _options() -> list[str]:
 
 
 def _request(settings: dict) -> ExportRequest:
-    top = {k: v for k, v in settings.items() if "." not in k}
+    top = {k: v for k, v in settings.items() if "." not in k and k != "model"}
     parts = {s: {} for s in SECTIONS}
     for key, value in settings.items():
         if "." in key:
             section, name = key.split(".")
             parts[section][name] = value
-    return ExportRequest("mobilenet_v2", **top, **{s: cls(**parts[s]) for s, cls in SECTIONS.items()})
+    sections = {s: cls(**parts[s]) for s, cls in SECTIONS.items()}
+    return ExportRequest(settings.get("model", "mobilenet_v2"), **top, **sections)
 
 
 def test_every_option_has_a_case():
@@ -149,6 +152,10 @@ def test_the_commands_conveniences_are_the_requests():
      "--finetune-data with --prune or --plan"),
     ({"export.prune_ratios": (0.5, 1.0)}, "--prune-ratios 0.5,1: give one or more shares"),
     ({"export.prune_ratios": ()}, "--prune-ratios (none)"),
+    ({"export.prune_depth": 1.0}, "--prune-depth 1: give the share of units to remove, in [0, 1)"),
+    ({"export.prune_depth": 0.5}, "--prune-depth shapes the pruned candidates of --finetune-data"),
+    ({"export.optimize": "latency", "export.finetune_data": "ft", "export.prune_depth": 0.5},
+     "--prune-depth 0.5: removing units is built for ShuffleNetV2 only, not mobilenet_v2"),
     ({"export.finetune_epochs": 0}, "--finetune-epochs 0: give at least 1"),
 ])
 def test_contradictions_are_refused_when_the_request_is_built(settings, message):
@@ -178,7 +185,7 @@ PRUNE_CASES = {
     "out": "o/p", "weights": "random", "num_classes": 10, "trust_checkpoint": True, "eval_data": "val",
     "preprocess": PreprocessOverrides(64, 72, "bicubic", (0.5,) * 3, (0.25,) * 3),
     "prune.ratio": 0.4, "prune.importance": "taylor", "prune.round_to": 4, "prune.global_pruning": True,
-    "prune.layer_ratios": (("features.3.conv.0.0", 0.5),), "sparsity": "2:4", "finetune_data": "ft",
+    "prune.layer_ratios": (("features.3.conv.0.0", 0.5),), "prune.depth": 0.5, "sparsity": "2:4", "finetune_data": "ft",
     "finetune.epochs": 2, "finetune.optimizer": "sgd", "finetune.lr": 0.01, "finetune.weight_decay": 0.0,
     "finetune.batch_size": 16, "finetune.temperature": 2.0, "finetune.kd_weight": 0.5, "finetune.seed": 7,
     "threads": 2,
