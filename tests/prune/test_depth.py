@@ -105,3 +105,7 @@ def test_depth_refusals(cli, tmp_path):
                        tmp_path / "o")
     assert code == 2 and "--depth 0.5 removes units alongside --ratio's channels: pass --ratio too" in err
     assert not (tmp_path / "o").exists()
+    code, _, err = cli("prune", "mobilenet_v2", "--weights", "random", "--ratio", "0.3", "--depth", "0.5", "--out",
+                       tmp_path / "o")
+    assert code == 2 and "--depth 0.5: removing units is built for ShuffleNetV2 only" in err
+    assert not (tmp_path / "o").exists()
