@@ -601,13 +601,32 @@ def batched_logits(fn, x: np.ndarray, batch: int = 8) -> np.ndarray:
     return np.concatenate(out)
 
 
+def family_ratios(specs: list[str], models: list[str], error) -> dict[str, tuple[float, ...]]:
+    """``MODEL=R,R`` pairs as {model: ratios}; a model not in the run or a ratio outside (0, 1) is refused."""
+    out = {}
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if name not in models:
+            error(f"--family-ratios {spec}: {name!r} is not among --models ({', '.join(models)})")
+        try:
+            ratios = tuple(float(v) for v in values.split(","))
+        except ValueError:
+            ratios = ()
+        if not ratios or not all(0 < r < 1 for r in ratios):
+            error(f"--family-ratios {spec}: write MODEL=R,R with each ratio in (0, 1), e.g. {name}=0.5,0.7")
+        out[name] = ratios
+    return out
+
+
 def run_meta(args, searches, judged_on, weights_meta) -> dict:
     from edgekit.report.document import environment
 
     meta = {"environment": environment(args.threads), "sweeps": args.sweeps, "repeats": args.repeats,
             "images": judged_on, "max_drop": args.max_drop, "choose_at": args.choose_at or args.max_drop,
             "models": args.models, "searches": searches, "drop_rule": getattr(args, "drop_rule", "point"),
-            "prune_depth": getattr(args, "prune_depth", 0.0)}
+            "prune_depth": getattr(args, "prune_depth", 0.0),
+            "prune_ratios": {m: list(getattr(args, "family_ratios", {}).get(m, args.prune_ratios))
+                             for m in args.models} if getattr(args, "finetune_images", 0) else None}
     if args.trained:
         meta.update(weights="train_models.py's Fashion-MNIST weights (10 classes, 64x64, mean = std = 0.5)",
                     weights_files=weights_meta, metric="top-1 accuracy on the judge labels; drop = onnxruntime "
@@ -661,6 +680,9 @@ def main() -> None:
     ap.add_argument("--finetune-start", type=int, default=TRAINED_ON, help="the first of them: train images the "
                     "weights never saw (20000-49999; 50300-59999 after 300 calibration images)")
     ap.add_argument("--prune-ratios", type=float, nargs="+", default=[0.25, 0.5])
+    ap.add_argument("--family-ratios", nargs="+", default=[], metavar="MODEL=R,R",
+                    help="other pruning ratios for some models, e.g. mobilenet_v3_small=0.5,0.7 (the others keep "
+                    "--prune-ratios), so one run can give each family its own list")
     ap.add_argument("--finetune-epochs", type=int, default=3)
     ap.add_argument("--prune-depth", type=float, default=0.0, help="ShuffleNetV2's pruned candidates also lose this "
                     "share of each stage's repeated units (`--prune-depth`; other families prune channels only)")
@@ -687,6 +709,7 @@ def main() -> None:
         return
     if args.trained and args.models == MODELS:
         args.models = TRAINED_MODELS
+    args.family_ratios = family_ratios(args.family_ratios, args.models, ap.error)
 
     import torch
 
@@ -731,7 +754,8 @@ def main() -> None:
         else:
             x_all = load_array(scan(judge_dir, labels=False), pre)[0] if judge_dir else calib
         skip_pt2e = args.skip_pt2e or (args.pt2e_models is not None and name not in args.pt2e_models)
-        finetune = {"data": ft_dir, "ratios": tuple(args.prune_ratios), "epochs": args.finetune_epochs,
+        finetune = {"data": ft_dir, "ratios": args.family_ratios.get(name, tuple(args.prune_ratios)),
+                    "epochs": args.finetune_epochs,
                     "depth": args.prune_depth if get_card(name).capabilities.prune == "shufflenet" else 0.0} \
             if ft_dir else None
         built, searches[name] = engines(name, work, calib, args.threads, skip_pt2e, select_dir,

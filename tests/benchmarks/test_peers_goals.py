@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from peers import engine_key, goals, ratio_row  # noqa: E402
+from peers import engine_key, family_ratios, goals, ratio_row  # noqa: E402
 
 
 def _factory(path, backend="onnxruntime", options=None):
@@ -65,3 +65,21 @@ def test_bad_inputs_are_refused_in_one_line(tmp_path):
     assert r.returncode == 1 and r.stderr.strip() == (f"{tmp_path} has no selection/ folder: pass the --work folder "
                                                       "of a finished `peers.py --trained` run")
     assert not (tmp_path / "d.json").exists()
+
+
+def test_family_ratios_give_each_named_model_its_own_list():
+    models = ["squeezenet1_1", "mobilenet_v3_small"]
+
+    def error(msg):
+        raise SystemExit(msg)
+
+    assert family_ratios(["mobilenet_v3_small=0.5,0.7"], models, error) == {"mobilenet_v3_small": (0.5, 0.7)}
+    assert family_ratios([], models, error) == {}
+    for bad, says in [("resnet18=0.5", "not among --models"), ("squeezenet1_1=0.5,1.2", "each ratio in (0, 1)"),
+                      ("squeezenet1_1=", "each ratio in (0, 1)"), ("squeezenet1_1=a", "each ratio in (0, 1)")]:
+        try:
+            family_ratios([bad], models, error)
+        except SystemExit as exc:
+            assert says in str(exc), (bad, exc)
+        else:
+            raise AssertionError(f"{bad} was accepted")
