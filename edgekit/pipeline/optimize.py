@@ -162,6 +162,9 @@ def optimize_artifact(ctx, q, g) -> dict:
                  f"{f' + one standard error, {best.margin:.2f}, under --drop-rule one-se' if best.margin else ''}, "
                  f"{best.extra['judge_drop']:.2f} on the {len(s.halves['judge'][0])} judge images); "
                  f"onnxruntime FP32 ran {ort_fp32.latency_ms:.3f} ms")
+    held_out = opt.held_out_note(best.extra["judge_drop"], len(s.halves["judge"][0]), max_drop)
+    if held_out:
+        notes.append(held_out)
     sure = best.extra.get("drop_uncertainty")
     if sure and sure["high"] > max_drop:
         notes.append(opt.uncertainty_note(sure, max_drop))

@@ -286,6 +286,15 @@ def test_the_uncertainty_note_gives_the_interval_and_the_fix():
     assert "-1.96 to 2.36 at 95%" in note and "--max-drop 0.5" in note and "--eval-data" in note
 
 
+def test_the_held_out_note_speaks_only_when_the_held_out_half_is_over_budget():
+    from edgekit.pipeline.candidates import held_out_note
+
+    note = held_out_note(1.82, 495, 0.5)  # run 9's SqueezeNet choice: -0.59 on the selection half
+    assert note.startswith("the choice loses 1.82 points on the 495 held-out judge images, over --max-drop 0.5")
+    assert "--eval-data" in note
+    assert held_out_note(0.5, 495, 0.5) is None and held_out_note(-1.0, 495, 0.5) is None
+
+
 def test_one_se_rule_holds_each_candidate_to_its_drop_plus_one_standard_error():
     """A fast candidate whose 0.3-point drop is made of many answers changed both ways (SE 0.4) fits a 0.5 budget as
     a point estimate only; under one-se the slower candidate with few changed answers is chosen, in every place the
