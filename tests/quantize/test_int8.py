@@ -66,9 +66,16 @@ def test_int8_graph_is_qdq_per_channel_u8(int8_export):
     assert counts["QuantizeLinear"] + counts["DequantizeLinear"] == rep["int8"]["qdq_nodes"]
     inits = {i.name: i for i in m.graph.initializer}
     convs = [n for n in m.graph.node if n.op_type == "Conv"]
-    # every conv weight is int8 behind a per-channel DequantizeLinear (axis 0, one scale per output channel)
+    # every conv weight is int8 behind a per-channel DequantizeLinear (axis 0, one scale per output channel), but for
+    # the few the accuracy guard kept float: on AVX2 without VNNI (u8s8 kernels that can saturate) it kept the first
+    # conv float, on AVX-512 VNNI none; the report must name each float conv
+    floats = set(rep["int8"]["float_nodes"])
+    assert len(floats & {c.name for c in convs}) <= 3, floats
     producers = {o: n for n in m.graph.node for o in n.output}
     for conv in convs:
+        if conv.name in floats:
+            assert conv.input[1] in inits and inits[conv.input[1]].data_type == onnx.TensorProto.FLOAT
+            continue
         dq = producers[conv.input[1]]
         assert dq.op_type == "DequantizeLinear"
         w, scale = inits[dq.input[0]], inits[dq.input[1]]
