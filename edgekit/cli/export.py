@@ -72,6 +72,9 @@ def export(
                                            "Conv,Gemm."),
     per_tensor: bool = typer.Option(False, "--per-tensor", help="Per-tensor weight scales (only for "
                                     "accelerators that need them; ruins depthwise nets)."),
+    reduce_range: Optional[bool] = typer.Option(None, "--reduce-range/--full-range", help="INT8 weights in 7 "
+                                                "bits, for x86 CPUs without VNNI, whose kernels otherwise "
+                                                "saturate (default: chosen for the CPU here)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads for the FP32 vs INT8 timing."),
     prune: Optional[float] = typer.Option(None, "--prune", help="Prune this share of channels first (L1, no "
                                           "fine-tuning; `edgekit prune` fine-tunes)."),
@@ -123,7 +126,7 @@ def export(
                      drop_rule, prune_depth),
         QuantizeOptions(precision_of(int8, fp16), target, c.as_path(calib_data), calib_size, calib_method,
                         percentile, seed, c.as_path(calib_cache), parse_max_drop(max_drop), max_float_layers,
-                        c.names(exclude_ops), c.names(int8_ops) or None, per_tensor),
+                        c.names(exclude_ops), c.names(int8_ops) or None, per_tensor, reduce_range),
         BackendOptions(backend, "cuda" if backend == "tensorrt" else "cpu", threads, "host", workspace_mb, dla_core,
                        parse_batch_profile(batch_profile) if batch_profile else None, sparse_weights,
                        builder_opt_level))

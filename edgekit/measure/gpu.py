@@ -104,16 +104,9 @@ def torch_cuda_rows(source, onnx_path, x: np.ndarray, max_batch: int, timing: Ti
         return []
     rows = []
     for label, fp16 in (("torch fp32", False), ("torch fp16 channels_last", True)):
-        with TorchRunner(copy_of(model), "cuda", fp16=fp16, channels_last=fp16,
+        with TorchRunner(model, "cuda", fp16=fp16, channels_last=fp16,
                          input_shape=source.input_shape) as r:
             for batch in sorted({1, max_batch}):
                 e2e = time_runner(r, batch_of(x, batch), timing, progress, desc=f"{label}, batch {batch}")
                 rows.append(row(label, batch, e2e, None))
     return rows
-
-
-def copy_of(model):
-    """A fresh copy per run: the FP16 run converts the module in place."""
-    import copy
-
-    return copy.deepcopy(model)

@@ -151,6 +151,9 @@ def int8_stage(ctx, q) -> dict:
     elif speedup < 1.0:
         notes.append(f"INT8 does not pay on this CPU: {lat['int8']['median_ms']:.3f} ms vs FP32 "
                      f"{lat['fp32']['median_ms']:.3f} ms; ship FP32 for speed, or try --exclude-ops depthwise,se")
+    if cfg.target == "cpu" and cfg.reduce_range:
+        notes.append("INT8 weights in 7 bits (reduce_range): without VNNI, x86 INT8 kernels saturate full-range "
+                     "u8 x s8 products; pass --full-range when the target CPU has VNNI")
     if within is False:
         notes.append(f"INT8 misses the accuracy budget on the held-out images: drop {held_drop:.2f} > {budget} "
                      f"(selection drop {result.drop:.2f}); the best attempt is kept aside as {int8_path.name}")

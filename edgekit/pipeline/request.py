@@ -86,6 +86,7 @@ class QuantizeOptions:
     exclude_ops: tuple[str, ...] = ()
     int8_ops: tuple[str, ...] | None = None
     per_tensor: bool = False
+    reduce_range: bool | None = None  # 7-bit INT8 weights; None: when this CPU lacks VNNI (see QuantConfig)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -107,7 +108,7 @@ class QuantizeOptions:
         from ..quantize.config import QuantConfig
 
         return QuantConfig(self.target, self.calib_method, self.percentile, not self.per_tensor,
-                           self.exclude_ops, self.int8_ops)
+                           self.exclude_ops, self.int8_ops, reduce_range=self.reduce_range)
 
     def calib(self):
         from .calib import CalibOptions

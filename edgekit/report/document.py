@@ -16,18 +16,9 @@ _ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp
 
 
 def cpu_facts() -> dict:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, val = line.partition(":")
-                key = key.strip()
-                if key in ("model name", "Model") and model in ("", platform.machine(), platform.processor()):
-                    model = val.strip()
-                elif key in ("flags", "Features"):
-                    flags.update(val.split())
-    except OSError:
-        pass
+    from ..cpuinfo import cpu_info
+
+    model, flags = cpu_info()
     return {"cpu": model, "arch": platform.machine(), "cores": os.cpu_count(),
             "isa": sorted(f for f in _ISA_FLAGS if f in flags)}
 

@@ -241,6 +241,26 @@ def _cuda():
     return torch.cuda.is_available()
 
 
+def test_torch_runner_leaves_the_callers_module_as_given(digits_model, digits, digits_pre):
+    """A runner that converts the model (another device, FP16, channels_last) works on its own copy: on the H100,
+    `edgekit profile --backend torch --device cuda` failed because the runner had moved the source's module to the
+    GPU and the MACs count then exported it with a CPU input. channels_last shows the same on a CPU."""
+    import torch
+
+    from edgekit.backends.torch import TorchRunner
+    from edgekit.data.images import load_array, scan
+
+    model = digits_model[1]
+    x, _ = load_array(scan(digits[1], num_classes=10).subset(range(8)), digits_pre)
+    with TorchRunner(model, channels_last=True) as r:
+        got = r.infer(x)
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous() for p in convs)  # not converted to channels_last in place
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not _cuda(), reason="no CUDA GPU on this machine (CI has none); run on the device machine")
 def test_torch_cuda_fp16_channels_last_agrees_with_cpu(digits_model, digits, digits_pre):
@@ -253,6 +273,7 @@ def test_torch_cuda_fp16_channels_last_agrees_with_cpu(digits_model, digits, dig
         ref = cpu.infer(x)
     with TorchRunner(digits_model[1], device="cuda", fp16=True, channels_last=True) as gpu:
         got = gpu.infer(x)
+    assert next(digits_model[1].parameters()).device.type == "cpu"  # the runner converted its own copy
     assert agreement(got, ref)["top1_agreement"] >= 98.0  # 64 images, 1 image = 1.6 points: one near-tie may flip
 
 

@@ -55,6 +55,7 @@ CASES = {
     "quantize.exclude_ops": (("depthwise", "Sigmoid"), {"quantize.precision": "int8"}),
     "quantize.int8_ops": (("Conv",), {"quantize.precision": "int8"}),
     "quantize.per_tensor": (True, {"quantize.precision": "int8"}),
+    "quantize.reduce_range": (False, {"quantize.precision": "int8"}),
     "backend.name": ("tensorrt", {"quantize.precision": "int8", "backend.device": "cuda"}),
     "backend.device": ("cuda", {"backend.name": "tensorrt", "quantize.precision": "fp16"}),
     "backend.threads": (2, {}),

@@ -12,7 +12,7 @@ from PIL import Image
 
 from edgekit.data.calibration import cache_key, from_folder
 from edgekit.errors import EdgekitError
-from edgekit.quantize.config import QuantConfig, extra_options
+from edgekit.quantize.config import QuantConfig, extra_options, ort_arguments, saturates_u8s8
 from edgekit.quantize.exclusions import excluded_nodes
 from edgekit.quantize.guard import quantize_with_guard
 
@@ -82,6 +82,46 @@ def test_int8_graph_is_qdq_per_channel_u8(int8_export):
         assert w.data_type == onnx.TensorProto.INT8 and list(scale.dims) == [w.dims[0]]
     zero_points = [inits[n.input[2]] for n in m.graph.node if n.op_type == "QuantizeLinear" and n.input[2] in inits]
     assert zero_points and all(z.data_type == onnx.TensorProto.UINT8 for z in zero_points)  # CPU: u8 activations
+
+
+def test_reduce_range_is_chosen_for_x86_cpus_without_vnni(monkeypatch):
+    """Without VNNI (or AMX), x86 INT8 kernels add each pair of u8 x s8 products in a saturating int16, so the
+    quantizer is told reduce_range there; Arm and VNNI machines keep full-range weights; TensorRT never reduces."""
+    import platform
+
+    from edgekit import cpuinfo
+
+    assert saturates_u8s8("x86_64", {"avx2", "fma"}) and saturates_u8s8("AMD64", set())
+    assert not saturates_u8s8("x86_64", {"avx2", "avx512_vnni"}) and not saturates_u8s8("x86_64", {"avx_vnni"})
+    assert not saturates_u8s8("x86_64", {"amx_int8"}) and not saturates_u8s8("aarch64", {"asimddp"})
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(cpuinfo, "cpu_info", lambda: ("an AVX2 CPU", frozenset({"avx2", "fma"})))
+    assert QuantConfig().reduce_range is True and QuantConfig(target="tensorrt").reduce_range is False
+    assert QuantConfig(reduce_range=False).reduce_range is False  # --full-range: a VNNI target, built here
+    monkeypatch.setattr(cpuinfo, "cpu_info", lambda: ("a VNNI CPU", frozenset({"avx2", "avx512_vnni"})))
+    assert QuantConfig().reduce_range is False and QuantConfig(reduce_range=True).reduce_range is True
+    assert ort_arguments(QuantConfig(reduce_range=True))["reduce_range"] is True
+    assert ort_arguments(QuantConfig(reduce_range=False))["reduce_range"] is False
+    with pytest.raises(EdgekitError, match="TensorRT takes full-range symmetric int8: drop --reduce-range"):
+        QuantConfig(target="tensorrt", reduce_range=True)
+
+
+@pytest.mark.parametrize("reduce_range,top", [(True, 64), (False, 127)])
+def test_reduce_range_puts_the_weights_in_seven_bits(tmp_path, reduce_range, top):
+    """The file holds what was asked: symmetric per-channel scales put each channel's largest weight at the top
+    of the range, 64 in 7 bits (2 x 255 x 64 fits an int16), 127 in full range."""
+    from onnx import numpy_helper
+
+    tiny_onnx_classifier(tmp_path / "tiny.onnx")
+    x = np.random.default_rng(1).standard_normal((16, 1, 3, 8, 8)).astype(np.float32)[:, 0]
+    quantize_with_guard(tmp_path / "tiny.onnx", tmp_path / "q.onnx", QuantConfig(reduce_range=reduce_range), x,
+                        tmp_path / "c.json", "k")
+    m = onnx.load(str(tmp_path / "q.onnx"))
+    inits = {i.name: i for i in m.graph.initializer}
+    weights = [numpy_helper.to_array(inits[n.input[0]]) for n in m.graph.node if n.op_type == "DequantizeLinear"
+               and n.input[0] in inits and inits[n.input[0]].data_type == onnx.TensorProto.INT8]
+    assert len(weights) == 3  # conv, depthwise conv, Gemm
+    assert all(int(np.abs(w.astype(np.int32)).max()) == top for w in weights)
 
 
 @pytest.mark.parametrize("cfg,expected", [
