@@ -103,7 +103,8 @@ def main() -> None:
     meta = {"gpu": p.name, "compute_capability": f"{p.major}.{p.minor}", "torch": torch.__version__,
             "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(), "cpu": platform.processor(),
             "judge_images": len(y), "resolution": TRAINED_PRE[0], "sweeps": args.sweeps, "repeats": args.repeats,
-            "warmup": args.warmup, "cudnn_benchmark": "on (TorchRunner sets it on CUDA)", "timed": "end to end: host to device, inference, device to host (TorchRunner)",
+            "warmup": args.warmup, "cudnn_benchmark": "on (TorchRunner sets it on CUDA)",
+            "timed": "end to end: host to device, inference, device to host (TorchRunner)",
             "weights": {r["model"]: trained_weights(r["model"], args.weights_dir).name for r in rows}}
     emit("PyTorch eager on the GPU: the trained families", rows,
          [("model", "model"), ("engine", "engine"), ("batch", "batch"), ("top1", "top-1 %"),

@@ -99,7 +99,7 @@ def profile_model(request: ProfileRequest) -> dict:
     else:
         import torch
 
-        artifact = {"file": f"{source.name} (torch, in memory)", "bytes": None, "size_mb": float("nan"),
+        artifact = {"file": f"{source.name} (torch, in memory)", "bytes": None, "size_mb": None,
                     "params": sum(p.numel() for p in source.torch_model.parameters()),
                     "macs": _torch_macs(source)} if isinstance(source.torch_model, torch.nn.Module) else {}
     from ..graph.info import load_checked, read_meta

@@ -23,7 +23,8 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
         rows.append(("backend", f"{b.get('backend')} on {b.get('device')}, threads {b.get('threads')}"))
     art = rep.get("artifact")
     if art:
-        rows.append(("file", f"{art['file']}  {art['size_mb']:.3f} MB"))
+        size = "" if art.get("size_mb") is None else f"  {art['size_mb']:.3f} MB"  # a torch model has no file
+        rows.append(("file", f"{art['file']}{size}"))
         if "params" in art:
             rows.append(("params", f"{art['params'] / 1e6:.3f} M"))
             rows.append(("MACs", f"{art['macs'] / 1e9:.3f} G" if art.get("macs") is not None else
