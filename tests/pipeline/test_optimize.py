@@ -106,6 +106,7 @@ def test_candidate_sets():
     assert "onnxruntime-int8-no-act-se" in [c.name for c in candidates(None, ["onnxruntime"])]
 
 
+@pytest.mark.slow  # 48-78 s on 2 cores: it keeps the default tier under 15 minutes (.ci/run runs both tiers)
 def test_optimize_latency_end_to_end(digits, digits_model, cli, tmp_path):
     rule = "point"  # the default, named; the slow mixed-precision search runs under one-se
     out = tmp_path / "o"
