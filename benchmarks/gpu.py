@@ -27,17 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import emit, parser, spread  # noqa: E402
 from peers import TRAINED_PRE, fmnist_dir, trained_weights  # noqa: E402
-from train_models import SPLITS, prepared, read_idx  # noqa: E402
+from train_models import prepared_split  # noqa: E402
 
 FAMILIES = ["squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x1_0", "efficientnet_b0"]
 ENGINES = [("torch fp32", False, False), ("torch fp32 channels_last", False, True),
            ("torch fp16 channels_last", True, True)]
-
-
-def judge_split(data: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    kind, a, b = SPLITS["judge"]
-    x, y = read_idx(data, kind)
-    return prepared(x[a:min(b, a + n)]), y[a:min(b, a + n)]
 
 
 def top1_logits(runner, x: np.ndarray, chunk: int = 250) -> np.ndarray:
@@ -95,7 +89,7 @@ def main() -> None:
 
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU here: run this on a machine with one")
-    x, y = judge_split(args.data or fmnist_dir(), args.judge)
+    x, y = prepared_split(args.data or fmnist_dir(), "judge", args.judge)
     rows = []
     for name in args.models:
         rows += family_rows(name, trained_weights(name, args.weights_dir), x, y, [1, args.batch], args)

@@ -21,15 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import emit, parser  # noqa: E402
 from peers import TRAINED_PRE, fmnist_dir, trained_weights  # noqa: E402
-from train_models import SPLITS, prepared, read_idx  # noqa: E402
+from train_models import prepared_split  # noqa: E402
 
 FAMILIES = ["squeezenet1_1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2_x1_0", "efficientnet_b0"]
-
-
-def images(data: Path, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    kind, a, b = SPLITS[split]
-    x, y = read_idx(data, kind)
-    return prepared(x[a:min(b, a + n)]), y[a:min(b, a + n)]
 
 
 def top1(path: Path, x: np.ndarray, threads: int, as_float: bool = False) -> np.ndarray:
@@ -79,8 +73,8 @@ def main() -> None:
     from edgekit.report.document import environment
 
     data = args.data or fmnist_dir()
-    cal, _ = images(data, "finetune", args.calib)
-    x, y = images(data, "judge", args.judge)
+    cal, _ = prepared_split(data, "finetune", args.calib)
+    x, y = prepared_split(data, "judge", args.judge)
     rows = [family_row(name, trained_weights(name, args.weights_dir), cal, x, y, args.threads)
             for name in track(args.models, description="quantizing and judging")]
     meta = {"environment": environment(args.threads), "judge_images": len(y), "calibration_images": len(cal),

@@ -82,6 +82,12 @@ def split(folder: Path, name: str, subset: int | None = None) -> tuple[np.ndarra
     return x[a:b], y[a:b]
 
 
+def prepared_split(folder: Path, name: str, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` images of a split, preprocessed as edgekit does, and their labels."""
+    x, y = split(folder, name, n)
+    return prepared(x), y
+
+
 def preprocess():
     from edgekit.models.preprocess import Preprocess
 
