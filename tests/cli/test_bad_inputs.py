@@ -55,6 +55,8 @@ CASES = [
          ("bomb/bomb.png is 196000000 pixels", "remove it from the folder"), "out/b"),
     Case("img-bomb-profile", ["profile", "onnx/tiny.onnx", "--eval-data", "bomb", "--out", "out/c"], 2,
          ("bomb/bomb.png", "decompression-bomb"), "out/c"),
+    Case("flag-reduce-range-tensorrt", X + ["--int8", "--target", "tensorrt", "--reduce-range", "--out", "out/rr"], 2,
+         ("TensorRT takes full-range symmetric int8", "drop --reduce-range"), "out/rr"),
     Case("img-truncated", X + ["--eval-data", "truncated", "--out", "out/d"], 2,
          ("truncated/truncated.jpg is not a readable image", "remove it"), "out/d"),
     Case("img-truncated-prune", ["prune", "squeezenet1_1", "--weights", "random", "--input-size", "32", "--ratio",
