@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from ..cpuinfo import cpu_info
 from .candidates import Candidate
 
 PRUNE_RATIOS = (0.25, 0.5)
@@ -32,16 +33,6 @@ def channel_rounding(backend: str, cpu_flags: set[str]) -> int:
     if backend == "tensorrt":
         return 32
     return 16 if "avx512f" in cpu_flags else 8
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux); empty elsewhere, which means the narrower rounding."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    line = next((ln for ln in text.splitlines() if ln.startswith(("flags", "Features"))), "")
-    return set(line.partition(":")[2].split())
 
 
 def pruned_key(model_sha256: str, ratio: float, round_to: int, finetune: dict, data_fingerprint: str,
@@ -256,7 +247,7 @@ def pruned_round(s, fs: FinetuneSearch, measured, max_drop: float, backends: lis
     backend. Returns (the measurements, the report's ``pruned`` section)."""
     from ..progress import track_progress
 
-    round_to = channel_rounding(backends[0], cpu_flags())
+    round_to = channel_rounding(backends[0], set(cpu_info()[1]))
     int8_like = _int8_recipe(measured, max_drop)
     models = s.pruned = PrunedModels(s, fs, round_to, s.progress)
     x = models._images()[0]

@@ -76,7 +76,7 @@ class QuantConfig:
 
 def saturates_u8s8(arch: str, isa) -> bool:
     """Whether INT8 kernels on this CPU can saturate u8 x s8 products: x86-64 without VNNI. There onnxruntime's
-    quantizer is told ``reduce_range`` (weights in 7 bits, so 2 x 255 x 63 fits int16), as its documentation
+    quantizer is told ``reduce_range`` (weights in 7 bits, so 2 x 255 x 64 fits int16), as its documentation
     advises for such machines. On an AVX2 machine a pruned, fine-tuned digits MobileNetV2 lost over ten points in
     full-range INT8, and about what its QDQ graph run in float loses with 7-bit weights."""
     return arch.lower() in ("x86_64", "amd64", "i686", "i386") and not set(VNNI_FLAGS) & set(isa)
