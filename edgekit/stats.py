@@ -70,6 +70,16 @@ def paired_drop(correct, ref_correct, z: float = 1.96) -> dict:
             "low": 100.0 * d - z * se, "high": 100.0 * d + z * se, "z": z}
 
 
+def images_to_settle(sure: dict, max_drop: float) -> int | None:
+    """How many selection images would bring ``sure``'s interval (a ``paired_drop``) under ``max_drop``, were the
+    rates of answers lost and gained to hold: the standard error shrinks as 1/sqrt(n), so n grows by
+    (z * se / (max_drop - drop))^2. None when the interval is already under it, or the drop itself is not."""
+    gap = max_drop - sure["drop"]
+    if sure["high"] <= max_drop or gap <= 0:
+        return None
+    return int(np.ceil(sure["n"] * (sure["z"] * sure["se"] / gap) ** 2))
+
+
 def within_tolerance(max_abs_diff: float, reference: np.ndarray, atol: float, rtol: float) -> bool:
     """numpy.allclose's rule on the worst element, scaled by the reference's largest magnitude."""
     return max_abs_diff <= atol + rtol * float(np.abs(reference).max())

@@ -161,10 +161,15 @@ def uncertainty_note(sure: dict, max_drop: float) -> str:
     """Say when the choice fits the budget only as a point estimate: on few images, or with many answers changed
     both ways, its drop's interval reaches past ``max_drop`` (NNCF's accuracy control chooses the same way, on the
     point estimate; a held-out set can then find the budget missed)."""
+    from ..stats import images_to_settle
+
+    need = images_to_settle(sure, max_drop)
+    # the selection is half of --eval-data (the other half is held out), so the advice is twice the half's count
+    more = f" (about {2 * need} in all would settle it, at these rates)" if need else ""
     return (f"the choice's drop, {sure['drop']:.2f} points on {sure['n']} selection images ({sure['broken']} answers "
             f"lost, {sure['fixed']} gained), is {sure['low']:.2f} to {sure['high']:.2f} at 95%: more than "
-            f"--max-drop {max_drop:g} is not ruled out; more --eval-data images narrow it, and --drop-rule one-se "
-            "holds every candidate to its drop plus one standard error")
+            f"--max-drop {max_drop:g} is not ruled out; more --eval-data images narrow it{more}, and --drop-rule "
+            "one-se holds every candidate to its drop plus one standard error")
 
 
 def held_out_note(judge_drop: float, n_judge: int, max_drop: float) -> str | None:

@@ -285,6 +285,23 @@ def test_the_uncertainty_note_gives_the_interval_and_the_fix():
     note = uncertainty_note(paired_drop(cand, ref), 0.5)
     assert note.startswith("the choice's drop, 0.20 points on 505 selection images (16 answers lost, 15 gained)")
     assert "-1.96 to 2.36 at 95%" in note and "--max-drop 0.5" in note and "--eval-data" in note
+    # se 1.102, drop 0.198: 505 * (1.96 * 1.102 / 0.302)^2 = 25859 selection images, twice that in --eval-data
+    assert "(about 51718 in all would settle it, at these rates)" in note
+
+
+def test_images_to_settle_scales_the_standard_error_as_one_over_root_n():
+    from edgekit.stats import images_to_settle, paired_drop
+
+    ref = np.ones(1000, bool)
+    cand = ref.copy()
+    cand[:10] = False  # 10 lost, none gained: a 1.00 drop, se 0.31
+    sure = paired_drop(cand, ref)
+    need = images_to_settle(sure, 1.5)
+    assert need == int(np.ceil(1000 * (1.96 * sure["se"] / 0.5) ** 2))
+    shrunk = sure["se"] * np.sqrt(1000 / need)  # at that many images, the interval ends at the budget
+    assert abs(sure["drop"] + 1.96 * shrunk - 1.5) < 1e-3
+    assert images_to_settle(sure, 2.0) is None  # 1.00 + 1.96 * 0.31 = 1.62 is already under 2
+    assert images_to_settle(sure, 1.0) is None and images_to_settle(sure, 0.5) is None  # the drop is not under it
 
 
 def test_the_held_out_note_speaks_only_when_the_held_out_half_is_over_budget():
