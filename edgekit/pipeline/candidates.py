@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BudgetExceededError, EdgekitError
+from ..stats import images_to_settle
 
 OBJECTIVES = ("latency", "size")
 
@@ -161,8 +162,6 @@ def uncertainty_note(sure: dict, max_drop: float) -> str:
     """Say when the choice fits the budget only as a point estimate: on few images, or with many answers changed
     both ways, its drop's interval reaches past ``max_drop`` (NNCF's accuracy control chooses the same way, on the
     point estimate; a held-out set can then find the budget missed)."""
-    from ..stats import images_to_settle
-
     need = images_to_settle(sure, max_drop)
     # the selection is half of --eval-data (the other half is held out), so the advice is twice the half's count
     more = f" (about {2 * need} in all would settle it, at these rates)" if need else ""
