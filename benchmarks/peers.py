@@ -26,8 +26,10 @@ calibration images for everyone, same thread count, batch 1 and 8, each engine a
 repeated in a new engine order (`edgekit.measure.timing.sweep_order`). edgekit chooses on its own selection
 images, disjoint from the judge images on which every row, edgekit's included, is held to the same budget;
 where edgekit's choice runs with runtime options, the peers of that backend get a second row with the same
-options. Each ratio comes with its range over the sweeps. (An earlier "compute floor", MACs over a measured
-GEMM peak, was dropped: edgekit's SqueezeNet beat it, 0.98x, so it was no floor.)
+options. Each ratio comes with its range over the sweeps; with `--rounds` (default 20), edgekit's choices and the
+in-budget peers near the fastest are then timed again head-to-head, all loaded at once, in short blocks a new
+order each round, and the goal table also reads the median of the round-by-round ratios. (An earlier "compute
+floor", MACs over a measured GEMM peak, was dropped: edgekit's SqueezeNet beat it, 0.98x, so it was no floor.)
 
     python benchmarks/peers.py --threads 2 --repeats 100 --sweeps 3
 
@@ -482,13 +484,75 @@ def is_tool(engine: str, tool: str) -> bool:
     return engine.startswith(tool + "@")
 
 
-def ratio_row(name: str, ok: list[dict], max_drop: float, tool: str = "edgekit") -> dict:
-    """edgekit's median batch-1 time (its choice at ``max_drop``) over the fastest peer's within the same budget on
-    the judge images, with the range of that ratio over the sweeps (sweep by sweep). edgekit's own row is held to
-    the same budget: over it, there is no ratio to claim."""
-    # edgekit's choice at this budget, else its choice at the largest smaller budget (still within this one)
+def choice_at(ok: list[dict], max_drop: float, tool: str) -> dict:
+    """edgekit's choice at this budget, else its choice at the largest smaller budget (still within this one)."""
     at = max(b for r in ok if is_tool(r["engine"], tool) for b in edgekit_budgets(r["engine"]) if b <= max_drop)
-    mine = next(r for r in ok if is_tool(r["engine"], tool) and at in edgekit_budgets(r["engine"]))
+    return next(r for r in ok if is_tool(r["engine"], tool) and at in edgekit_budgets(r["engine"]))
+
+
+def contenders(ok: list[dict], budgets: list[float], tools: list[str], near: float = 1.25) -> list[str]:
+    """The rows worth a head-to-head: each tool's choice at each budget, and every peer within that budget whose
+    sweep median is within ``near`` times the fastest such peer's. A peer the sweeps put a little behind (noise can
+    do that) is timed again beside edgekit, so the paired ratio cannot flatter edgekit by leaving it out."""
+    names: dict[str, None] = {}
+    peers = [r for r in ok if not r["engine"].startswith("edgekit")]
+    for b in budgets:
+        within = [r for r in peers if r["drop"] <= b]
+        fastest = min(r["b1_ms"] for r in within)
+        names.update((r["engine"], None) for r in within if r["b1_ms"] <= near * fastest)
+        for tool in tools:
+            names[choice_at(ok, b, tool)["engine"]] = None
+    return list(names)
+
+
+def paired_ratio(times: dict[str, list[float]], mine: str, peers: list[str]) -> dict | None:
+    """edgekit's head-to-head ratio: per round, its time over the in-budget peer fastest over all rounds (median),
+    both measured in the same round, moments apart; the median of those round ratios and their quartiles. None when
+    no in-budget peer was in the head-to-head."""
+    timed = [p for p in peers if p in times and p != mine]
+    if mine not in times or not timed:
+        return None
+    best = min(timed, key=lambda p: float(np.median(times[p])))
+    per_round = [a / b for a, b in zip(times[mine], times[best])]
+    q25, med, q75 = (float(v) for v in np.percentile(per_round, [25, 50, 75]))
+    return {"ratio": med, "q25": q25, "q75": q75, "min": min(per_round), "max": max(per_round),
+            "best_peer": best, "rounds": len(per_round), "edgekit_ms": float(np.median(times[mine])),
+            "best_peer_ms": float(np.median(times[best]))}
+
+
+def head_to_head(makes: dict, x: np.ndarray, rounds: int, warmup: int, repeats: int,
+                 pause_s: float = 0.02) -> dict[str, list[float]]:
+    """Batch-1 median times of a few engines, all loaded at once and timed in short blocks, a new order each round
+    (``sweep_order``). The sweeps time each engine once per sweep, minutes apart, so a busy spell on a shared host
+    lands on some engines and not others; here each round's blocks are a fraction of a second apart, and the ratio
+    is taken round by round. A pause before each block lets the previous engine's worker threads stop spinning."""
+    from edgekit.measure.timing import sweep_order
+
+    live: dict = {}
+    try:
+        for eng, make in makes.items():
+            live[eng] = make()
+        names = list(live)
+        out: dict[str, list[float]] = {e: [] for e in names}
+        for r in range(rounds):
+            for i in sweep_order(len(names), r):
+                time.sleep(pause_s)
+                out[names[i]].append(time_fn(live[names[i]][0], x, warmup, repeats)["median_ms"])
+        return out
+    finally:
+        for _, close in live.values():
+            if close:
+                close()
+
+
+def ratio_row(name: str, ok: list[dict], max_drop: float, tool: str = "edgekit",
+              paired: dict[str, list[float]] | None = None) -> dict:
+    """edgekit's median batch-1 time (its choice at ``max_drop``) over the fastest peer's within the same budget on
+    the judge images, with the range of that ratio over the sweeps (sweep by sweep), and, when ``paired`` holds a
+    head-to-head's times, the paired ratio. edgekit's own row is held to the same budget: over it, there is no
+    ratio to claim."""
+    mine = choice_at(ok, max_drop, tool)
+    at = max(b for b in edgekit_budgets(mine["engine"]) if b <= max_drop)
     peers = [r for r in ok if not r["engine"].startswith("edgekit")]
     within = [r for r in peers if r["drop"] <= max_drop]
     best = min(within, key=lambda r: r["b1_ms"])
@@ -508,8 +572,13 @@ def ratio_row(name: str, ok: list[dict], max_drop: float, tool: str = "edgekit")
     if mine["drop"] > max_drop:
         return {**row, "b1_ms": None, "note": f"edgekit's choice loses {mine['drop']:.2f} points on the judge images: "
                                               f"over the {max_drop}-point budget, no ratio claimed"}
+    pair = paired_ratio(paired, mine["engine"], [r["engine"] for r in within]) if paired else None
+    if pair:
+        key = next(r.get("engine_key") for r in within if r["engine"] == pair["best_peer"])
+        pair["same_engine_as_best_peer"] = mine.get("engine_key") is not None and mine.get("engine_key") == key
     return {**row, "b1_ms": mine["b1_ms"] / best["b1_ms"], "ratio_min": min(per_sweep), "ratio_max": max(per_sweep),
-            "ratio_range": f"{min(per_sweep):.2f}-{max(per_sweep):.2f}", "ratio_sweeps": per_sweep}
+            "ratio_range": f"{min(per_sweep):.2f}-{max(per_sweep):.2f}", "ratio_sweeps": per_sweep,
+            **({"paired": pair} if pair else {})}
 
 
 def goals(rows: list[dict], budgets: list[float]) -> dict:
@@ -523,7 +592,8 @@ def goals(rows: list[dict], budgets: list[float]) -> dict:
                             "edgekit": r["edgekit"], "best_peer": r["best_peer"], "edgekit_drop": r["edgekit_drop"],
                             "best_peer_drop": r["best_peer_drop"], "edgekit_b1_ms": r["edgekit_b1_ms"],
                             "best_peer_b1_ms": r["best_peer_b1_ms"],
-                            "same_engine_as_best_peer": r.get("same_engine_as_best_peer", False)} for r in ratios}
+                            "same_engine_as_best_peer": r.get("same_engine_as_best_peer", False),
+                            "paired": r.get("paired")} for r in ratios}
         claimed = {m: f["ratio"] for m, f in fam.items() if f["ratio"] is not None}
         le09 = sorted(m for m, v in claimed.items() if v <= 0.9)
         gt10_measured = sorted(m for m, v in claimed.items() if v > 1.0)
@@ -537,11 +607,27 @@ def goals(rows: list[dict], budgets: list[float]) -> dict:
                        "met": len(le09) >= 3 and not gt10 and not over,
                        "every_sweep_at_most_0.9x": worst_le09, "some_sweep_above_1.0x": worst_gt10,
                        "met_in_every_sweep": len(worst_le09) >= 3 and not worst_gt10 and not over,
-                       "met_strict": len(le09) >= 3 and not gt10_measured and not over}
+                       "met_strict": len(le09) >= 3 and not gt10_measured and not over,
+                       "paired": paired_goal(fam, over)}
         pruned = [r for r in rows if r["engine"].startswith("= edgekit+prune /") and r["max_drop"] == b]
         if pruned:
             out[str(b)]["with_pruning"] = pruning_goal(pruned)
     return out
+
+
+def paired_goal(fam: dict, over: list[str]) -> dict | None:
+    """The same goal read from the head-to-head ratios (median of the round ratios); None when a family within
+    budget had no head-to-head (a run without --rounds), so the goal cannot be judged this way."""
+    pr = {m: f["paired"] for m, f in fam.items() if f["ratio"] is not None}
+    if not pr or any(p is None for p in pr.values()):
+        return None
+    le09 = sorted(m for m, p in pr.items() if p["ratio"] <= 0.9)
+    gt10_measured = sorted(m for m, p in pr.items() if p["ratio"] > 1.0)
+    ties = sorted(m for m in gt10_measured if pr[m].get("same_engine_as_best_peer"))
+    gt10 = [m for m in gt10_measured if m not in ties]
+    return {"at_most_0.9x": le09, "above_1.0x": gt10, "above_1.0x_on_the_peers_own_engine": ties,
+            "met": len(le09) >= 3 and not gt10 and not over,
+            "upper_quartile_at_most_0.9x": sorted(m for m, p in pr.items() if p["q75"] <= 0.9)}
 
 
 def pruning_goal(ratios: list[dict]) -> dict:
@@ -550,14 +636,20 @@ def pruning_goal(ratios: list[dict]) -> dict:
     fam = {r["model"]: {k: r.get(k) for k in ("b1_ms", "ratio_min", "ratio_max", "size_ratio", "edgekit",
                                                 "best_peer", "edgekit_drop", "best_peer_drop", "edgekit_b1_ms",
                                                 "best_peer_b1_ms", "edgekit_mb", "best_peer_mb")} for r in ratios}
-    for f in fam.values():
+    for r in ratios:
+        f = fam[r["model"]]
         f["ratio"] = f.pop("b1_ms")
-        f["met"] = (f["ratio"] is not None and f["ratio"] <= 0.6 and f["size_ratio"] is not None
-                    and f["size_ratio"] <= 0.5)
+        small = f["size_ratio"] is not None and f["size_ratio"] <= 0.5
+        f["met"] = f["ratio"] is not None and f["ratio"] <= 0.6 and small
+        f["paired"] = r.get("paired")
+        f["met_paired"] = None if f["paired"] is None else f["ratio"] is not None and f["paired"]["ratio"] <= 0.6 \
+            and small
     sq = fam.get("squeezenet1_1")
     return {"families": fam, "met": [m for m, f in fam.items() if f["met"]],
             "missed": [m for m, f in fam.items() if not f["met"]],
             "all_five_met": len(fam) == 5 and all(f["met"] for f in fam.values()),
+            "met_paired": [m for m, f in fam.items() if f["met_paired"]],
+            "all_five_met_paired": len(fam) == 5 and all(f["met_paired"] for f in fam.values()),
             "squeezenet_0.47MB": None if sq is None else {
                 "mb": sq["edgekit_mb"], "drop": sq["edgekit_drop"],
                 "met": isinstance(sq["edgekit_mb"], float) and sq["edgekit_mb"] <= 0.47 and sq["edgekit_drop"] <= 1.0}}
@@ -570,11 +662,15 @@ def print_goals(g: dict) -> None:
             ratio = ("over budget" if f["ratio"] is None
                      else f"{f['ratio']:.2f}x ({f['ratio_min']:.2f}-{f['ratio_max']:.2f})")
             tie = " (the peer's own engine: a tie)" if f.get("same_engine_as_best_peer") else ""
-            print(f"  {m:20s} {ratio:22s} {f['edgekit']} drop {f['edgekit_drop']:.2f} | {f['best_peer']} "
-                  f"drop {f['best_peer_drop']:.2f}{tie}")
+            print(f"  {m:20s} {ratio:22s} {paired_text(f.get('paired'))} {f['edgekit']} drop "
+                  f"{f['edgekit_drop']:.2f} | {f['best_peer']} drop {f['best_peer_drop']:.2f}{tie}")
         print(f"  <= 0.9x: {res['at_most_0.9x']}; > 1.0x: {res['above_1.0x']}; met: {res['met']} "
               f"(every sweep: {res['met_in_every_sweep']}; counting a tie measured above 1.0x as a miss: "
               f"{res.get('met_strict', res['met'])})")
+        if res.get("paired"):
+            p = res["paired"]
+            print(f"  head-to-head: <= 0.9x: {p['at_most_0.9x']}; > 1.0x: {p['above_1.0x']}; met: {p['met']} "
+                  f"(upper quartile <= 0.9x: {p['upper_quartile_at_most_0.9x']})")
         wp = res.get("with_pruning")
         if wp:
             print(f"goal with pruning at <= {b}: edgekit+prune b1 / fastest in-budget peer b1 (<= 0.6x), "
@@ -583,10 +679,16 @@ def print_goals(g: dict) -> None:
                 ratio = ("over budget" if f["ratio"] is None
                          else f"{f['ratio']:.2f}x ({f['ratio_min']:.2f}-{f['ratio_max']:.2f})")
                 size = "n/a" if f["size_ratio"] is None else f"{f['size_ratio']:.2f}x"
-                print(f"  {m:20s} {ratio:22s} size {size:6s} {f['edgekit']} drop {f['edgekit_drop']:.2f} "
+                print(f"  {m:20s} {ratio:22s} {paired_text(f.get('paired'))} size {size:6s} {f['edgekit']} "
+                      f"drop {f['edgekit_drop']:.2f} "
                       f"{f['edgekit_mb'] if isinstance(f['edgekit_mb'], str) else round(f['edgekit_mb'], 3)} MB | "
                       f"{f['best_peer']}")
-            print(f"  met: {wp['met']}; missed: {wp['missed']}; squeezenet <= 0.47 MB: {wp['squeezenet_0.47MB']}")
+            print(f"  met: {wp['met']}; missed: {wp['missed']}; head-to-head met: {wp.get('met_paired')}; "
+                  f"squeezenet <= 0.47 MB: {wp['squeezenet_0.47MB']}")
+
+
+def paired_text(p: dict | None) -> str:
+    return "" if not p else f"paired {p['ratio']:.2f}x ({p['q25']:.2f}-{p['q75']:.2f}) vs {p['best_peer']}"
 
 
 def batched_logits(fn, x: np.ndarray, batch: int = 8) -> np.ndarray:
@@ -622,6 +724,7 @@ def run_meta(args, searches, judged_on, weights_meta) -> dict:
     from edgekit.report.document import environment
 
     meta = {"environment": environment(args.threads), "sweeps": args.sweeps, "repeats": args.repeats,
+            "head_to_head_rounds": getattr(args, "rounds", 0),
             "images": judged_on, "max_drop": args.max_drop, "choose_at": args.choose_at or args.max_drop,
             "models": args.models, "searches": searches, "drop_rule": getattr(args, "drop_rule", "point"),
             "prune_depth": getattr(args, "prune_depth", 0.0),
@@ -688,6 +791,9 @@ def main() -> None:
                     "share of each stage's repeated units (`--prune-depth`; other families prune channels only)")
     ap.add_argument("--drop-rule", default="point", choices=["point", "one-se"], help="how edgekit's searches hold "
                     "a candidate to the budget (`--drop-rule`); NNCF's accuracy control always uses the point drop")
+    ap.add_argument("--rounds", type=int, default=20, help="after the sweeps, time edgekit's choices and the "
+                    "in-budget peers near the fastest head-to-head, all loaded at once, in this many rounds of short "
+                    "blocks (0: none); the goal table then also gives each ratio round by round")
     ap.add_argument("--work", help="working folder (default: a new temporary one); a second run in the same folder "
                     "reuses its fine-tuned pruned models and calibration ranges")
     ap.add_argument("--summarize", metavar="JSON", help="print the table and the goal table of a run's JSON (one "
@@ -811,10 +917,21 @@ def main() -> None:
                     row["top1"] = metric
             rows.append(row)
         ok = [r for r in rows if r["model"] == name and "b1_ms" in r]
+        paired = None
+        if args.rounds:
+            t0 = time.monotonic()
+            names = contenders(ok, args.max_drop, ["edgekit"] + (["edgekit+prune"] if ft_dir else []))
+            paired = head_to_head({e: dict(factories)[e] for e in names}, x_all[:1], args.rounds,
+                                  max(3, args.warmup // 4), args.repeats)
+            for r in ok:
+                if r["engine"] in paired:
+                    r["paired_rounds_ms"] = paired[r["engine"]]
+            print(f"{name}: head-to-head of {len(names)} engines x {args.rounds} rounds in "
+                  f"{time.monotonic() - t0:.0f} s", flush=True)
         for b in args.max_drop:
-            rows.append(ratio_row(name, ok, b))
+            rows.append(ratio_row(name, ok, b, paired=paired))
             if ft_dir:
-                rows.append(ratio_row(name, ok, b, "edgekit+prune"))
+                rows.append(ratio_row(name, ok, b, "edgekit+prune", paired))
         print(f"{name}: done in {time.monotonic() - t_model:.0f} s", flush=True)
         partial(args, rows, searches, judged_on, weights_meta)  # a run cut short keeps its finished models
     meta = run_meta(args, searches, judged_on, weights_meta)

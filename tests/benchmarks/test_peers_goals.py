@@ -3,8 +3,10 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from peers import engine_key, family_ratios, goals, ratio_row  # noqa: E402
+from peers import engine_key, family_ratios, goals, paired_ratio, ratio_row  # noqa: E402
 
 
 def _factory(path, backend="onnxruntime", options=None):
@@ -83,3 +85,48 @@ def test_family_ratios_give_each_named_model_its_own_list():
             assert says in str(exc), (bad, exc)
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+def test_the_head_to_head_times_the_choice_against_every_peer_near_the_fastest_in_budget():
+    from peers import contenders
+
+    ok = [_row("ort-fp32", 1.0, "fp32"), _row("openvino-fp32", 1.2, "ov"), _row("pytorch-fp32", 1.3, "pt"),
+          _row("ort-int8-default", 0.5, "int8", drop=3.0), _row("edgekit@0.5 (onnxruntime-int8)", 0.9, "mine"),
+          _row("edgekit+prune@0.5 (onnxruntime-pruned-0.5-int8)", 0.4, "pruned")]
+    # within 1.25x of the fastest in-budget peer (1.0 ms): ort-fp32 and openvino-fp32, not pytorch-fp32 (1.3 ms),
+    # not the faster peer over budget; and each search's choice
+    assert contenders(ok, [0.5], ["edgekit", "edgekit+prune"]) == [
+        "ort-fp32", "openvino-fp32", "edgekit@0.5 (onnxruntime-int8)",
+        "edgekit+prune@0.5 (onnxruntime-pruned-0.5-int8)"]
+    # a 4-point budget lets the INT8 peer in: the fastest, and now nothing else is near it
+    assert contenders(ok, [4.0], ["edgekit"]) == ["ort-int8-default", "edgekit@0.5 (onnxruntime-int8)"]
+
+
+def test_the_paired_ratio_is_taken_round_by_round_against_the_fastest_peer_over_the_rounds():
+    # busy spells slow both engines in rounds 3-4, and only the peer in round 5: the ratio of the medians (0.8 ms
+    # over 2.0, 0.4x) would credit edgekit with the noise; round by round it is 0.8x in four rounds of five
+    times = {"mine": [0.8, 0.8, 1.6, 1.6, 0.8], "ort-fp32": [1.0, 1.0, 2.0, 2.0, 2.0],
+             "openvino-fp32": [2.1] * 5}
+    p = paired_ratio(times, "mine", ["ort-fp32", "openvino-fp32"])
+    assert p["best_peer"] == "ort-fp32" and p["rounds"] == 5  # median 2.0 ms against 2.1
+    assert p["ratio"] == pytest.approx(0.8) and p["min"] == pytest.approx(0.4) and p["max"] == pytest.approx(0.8)
+    assert paired_ratio(times, "mine", ["a peer not timed"]) is None
+    assert paired_ratio(times, "mine", ["mine"]) is None  # edgekit's own row is no peer
+
+
+def test_the_goal_is_also_read_from_the_head_to_head():
+    rows = []
+    for fam, sweeps, rounds in (("a", 0.8, [0.85] * 5), ("b", 0.8, [0.88] * 5),
+                                ("c", 0.95, [0.86, 0.86, 0.9, 0.8, 0.7]), ("d", 0.95, [1.0] * 5)):
+        ok = [{**_row("ort-fp32", 1.0, "fp32"), "model": fam},
+              {**_row("edgekit@0.5 (onnxruntime-int8)", sweeps, "mine"), "model": fam}]
+        paired = {"ort-fp32": [1.0] * 5, "edgekit@0.5 (onnxruntime-int8)": rounds}
+        rows.append(ratio_row(fam, ok, 0.5, paired=paired))
+    g = goals(rows, [0.5])["0.5"]
+    assert g["at_most_0.9x"] == ["a", "b"] and not g["met"]  # by the sweeps: two families
+    p = g["paired"]
+    assert p["at_most_0.9x"] == ["a", "b", "c"] and p["above_1.0x"] == [] and p["met"]
+    assert p["upper_quartile_at_most_0.9x"] == ["a", "b", "c"]
+    assert g["families"]["c"]["paired"]["q25"] == pytest.approx(0.8)
+    del rows[0]["paired"]  # a family without a head-to-head: the goal cannot be read that way
+    assert goals(rows, [0.5])["0.5"]["paired"] is None
