@@ -53,6 +53,35 @@ def time_runner(runner, x: np.ndarray, opts: TimingOptions, progress=None, desc:
     return latency_stats(samples, batch_size=len(x))
 
 
+def head_to_head(runners: dict[str, object], x: np.ndarray, rounds: int, warmup: int, repeats: int,
+                 progress=None, pause_s: float = 0.005, desc: str = "head-to-head") -> dict[str, list[float]]:
+    """Several runners, all open at once, timed in short blocks (``warmup`` then ``repeats`` calls), a new order each
+    round (``sweep_order``); per runner, each block's median ms. A sweep times one runner for a second or more, and a
+    busy spell on a shared CPU then lands on some runners and not others (one round's sweeps of one file differ by
+    25% on a 2-core cloud VM); blocks a few milliseconds apart, over many rounds, see the same spells. The pause
+    before each block lets the previous runner's worker threads stop spinning."""
+    from ..progress import track_progress
+
+    names = list(runners)
+    out: dict[str, list[float]] = {n: [] for n in names}
+    with track_progress(progress) as prog:
+        task = prog.add_task(f"{desc}: {len(names)} x {rounds} rounds", total=rounds * len(names))
+        for r in range(rounds):
+            for name in (names[i] for i in sweep_order(len(names), r)):
+                infer = runners[name].infer
+                time.sleep(pause_s)
+                for _ in range(warmup):
+                    infer(x)
+                samples = np.empty(repeats)
+                for i in range(repeats):
+                    t0 = time.perf_counter()
+                    infer(x)
+                    samples[i] = (time.perf_counter() - t0) * 1e3
+                out[name].append(float(np.median(samples)))
+                prog.advance(task)
+    return out
+
+
 def _status_kb(field: str) -> int | None:
     try:
         with open("/proc/self/status") as f:

@@ -135,14 +135,14 @@ def optimize_artifact(ctx, q, g) -> dict:
     field, runoff, best = opt.runoff_field(measured, max_drop, objective), {}, None
     if field and clock.allows("runoff", len(field)):
         before = choose(measured, max_drop, objective).candidate.name
-        again = {m.candidate.name: m for m in s.measure([(m.candidate, tmp / m.file) for m in field])}
+        again = s.runoff([(m.candidate, tmp / m.file) for m in field])
         clock.finished(len(field))
         measured, best = opt.after_runoff(measured, again, max_drop, objective)
-        runoff = {"candidates": list(again), "within": opt.RUNOFF_WITHIN, "choice_before": before,
-                  "choice_after": best.candidate.name}
-        notes.append(f"runoff: {', '.join(again)} timed again side by side (within {opt.RUNOFF_WITHIN:.0%} of the "
-                     f"choice); {runoff['choice_after']} is fastest over both rounds"
-                     + ("" if runoff["choice_after"] == before else f", not {before} as in one round"))
+        runoff = {"candidates": list(again), "within": opt.RUNOFF_WITHIN, "rounds": opt.RUNOFF_ROUNDS,
+                  "choice_before": before, "choice_after": best.candidate.name}
+        notes.append(f"runoff: {', '.join(again)} (within {opt.RUNOFF_WITHIN:.0%} of the choice) timed again "
+                     f"head-to-head, {opt.RUNOFF_ROUNDS} rounds; {runoff['choice_after']} is fastest"
+                     + ("" if runoff["choice_after"] == before else f", not {before} as the first rounds had it"))
     if clock.skipped:
         notes.append(f"--time-budget {time_budget:g} s: stopped starting candidates after {clock.spent():.0f} s; "
                      f"skipped {', '.join(clock.skipped)}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..data.images import load_array
 from ..measure.quality import run_batched
-from ..measure.timing import TimingOptions, sweep_order, time_runner
+from ..measure.timing import TimingOptions, head_to_head, sweep_order, time_runner
 from ..quantize.config import QuantConfig
 from ..stats import paired_drop, topk_correct
 from . import candidates as opt
@@ -125,6 +125,17 @@ class Search:
                                 self.cache_file.with_name(self.cache_file.stem + suffix + ".json"), self.key + suffix)
         self.files[cand.artifact_key] = path
         return path
+
+    def runoff(self, cands: list[tuple[Candidate, Path]], rounds: int = opt.RUNOFF_ROUNDS) -> dict[str, list[float]]:
+        """The runoff's timing: the candidates all loaded at once and timed head-to-head in short blocks, ``rounds``
+        rounds (``edgekit.measure.timing.head_to_head``), about the calls of one ``measure`` round. Accuracy is not
+        measured again."""
+        import contextlib
+
+        with contextlib.ExitStack() as stack:
+            live = {c.name: stack.enter_context(runner_for(c, p, self.threads)) for c, p in cands}
+            return head_to_head(live, self.x[:1], rounds, max(2, self.timing.warmup // 5),
+                                max(5, self.timing.repeats * SWEEPS // rounds), self.progress, desc="runoff")
 
     def measure(self, cands: list[tuple[Candidate, Path]]) -> list[Measured]:
         """Each candidate alone, in turn, ``SWEEPS`` times, in a new order each sweep (``sweep_order``: no candidate
