@@ -522,23 +522,18 @@ def paired_ratio(times: dict[str, list[float]], mine: str, peers: list[str]) -> 
 
 def head_to_head(makes: dict, x: np.ndarray, rounds: int, warmup: int, repeats: int,
                  pause_s: float = 0.02) -> dict[str, list[float]]:
-    """Batch-1 median times of a few engines, all loaded at once and timed in short blocks, a new order each round
-    (``sweep_order``). The sweeps time each engine once per sweep, minutes apart, so a busy spell on a shared host
-    lands on some engines and not others; here each round's blocks are a fraction of a second apart, and the ratio
-    is taken round by round. A pause before each block lets the previous engine's worker threads stop spinning."""
-    from edgekit.measure.timing import sweep_order
+    """Batch-1 median times of a few engines, all loaded at once and timed in short blocks, a new order each round:
+    edgekit's own runoff timing (``edgekit.measure.timing.head_to_head``). The sweeps time each engine once per
+    sweep, minutes apart, so a busy spell on a shared host lands on some engines and not others; here each round's
+    blocks are a fraction of a second apart, and the ratio is taken round by round."""
+    from edgekit.measure.timing import head_to_head as timed_in_turn
 
     live: dict = {}
     try:
         for eng, make in makes.items():
             live[eng] = make()
-        names = list(live)
-        out: dict[str, list[float]] = {e: [] for e in names}
-        for r in range(rounds):
-            for i in sweep_order(len(names), r):
-                time.sleep(pause_s)
-                out[names[i]].append(time_fn(live[names[i]][0], x, warmup, repeats)["median_ms"])
-        return out
+        return timed_in_turn({e: _Timed(fn) for e, (fn, _) in live.items()}, x, rounds, warmup, repeats,
+                             pause_s=pause_s)
     finally:
         for _, close in live.values():
             if close:

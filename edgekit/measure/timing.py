@@ -57,8 +57,9 @@ def head_to_head(runners: dict[str, object], x: np.ndarray, rounds: int, warmup:
                  progress=None, pause_s: float = 0.005, desc: str = "head-to-head") -> dict[str, list[float]]:
     """Several runners, all open at once, timed in short blocks (``warmup`` then ``repeats`` calls), a new order each
     round (``sweep_order``); per runner, each block's median ms. A sweep times one runner for a second or more, and a
-    busy spell on a shared CPU then lands on some runners and not others (one round's sweeps of one file differ by
-    25% on a 2-core cloud VM); blocks a few milliseconds apart, over many rounds, see the same spells. The pause
+    busy spell on a shared CPU then lands on some runners and not others (on a 2-core cloud VM one sweep put two
+    engines that differ by one option 0.68-1.23x apart); blocks a few milliseconds apart, over many rounds, see the
+    same spells. The pause
     before each block lets the previous runner's worker threads stop spinning."""
     from ..progress import track_progress
 

@@ -122,9 +122,9 @@ def choose(measured: list[Measured], max_drop: float, objective: str = "latency"
     return min(ok, key=lambda m: (m.size_bytes, round(m.latency_ms, 6), m.candidate.name))
 
 
-# near-ties: within 25% of the choice. On a shared 2-core VM one round's sweeps put the same file 25% apart
-# (onnxruntime FP32 with and without flushing denormals, 0.548 and 0.411 ms, SqueezeNet in run 13 of peers.py), and
-# the round chose FP32 over an INT8 file that head-to-head timing puts ahead.
+# near-ties: within 25% of the choice. On a shared 2-core VM one sweep can put two engines that differ by one option
+# 0.68-1.23x apart (benchmarks/results/peers-trained-run13-headtohead.json, ShuffleNetV2's onnxruntime FP32 with and
+# without flushing denormals), so a 5% field let one round's noise ship FP32 over a faster INT8 file.
 RUNOFF_WITHIN = 0.25
 RUNOFF_MAX = 4
 RUNOFF_ROUNDS = 15  # head-to-head rounds: enough for a median that one busy spell cannot move

@@ -4,6 +4,7 @@ candidate's file and measure lists of candidates with it."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import statistics
@@ -130,8 +131,6 @@ class Search:
         """The runoff's timing: the candidates all loaded at once and timed head-to-head in short blocks, ``rounds``
         rounds (``edgekit.measure.timing.head_to_head``), about the calls of one ``measure`` round. Accuracy is not
         measured again."""
-        import contextlib
-
         with contextlib.ExitStack() as stack:
             live = {c.name: stack.enter_context(runner_for(c, p, self.threads)) for c, p in cands}
             return head_to_head(live, self.x[:1], rounds, max(2, self.timing.warmup // 5),

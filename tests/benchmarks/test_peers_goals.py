@@ -130,3 +130,21 @@ def test_the_goal_is_also_read_from_the_head_to_head():
     assert g["families"]["c"]["paired"]["q25"] == pytest.approx(0.8)
     del rows[0]["paired"]  # a family without a head-to-head: the goal cannot be read that way
     assert goals(rows, [0.5])["0.5"]["paired"] is None
+
+
+def test_the_harness_head_to_head_loads_every_engine_once_and_closes_each():
+    import numpy as np
+    from peers import head_to_head
+
+    opened, closed = [], []
+
+    def make(name, ms):
+        def open_engine():
+            opened.append(name)
+            return (lambda x: __import__("time").sleep(ms / 1e3)), (lambda: closed.append(name))
+        return open_engine
+
+    times = head_to_head({"a": make("a", 1), "b": make("b", 3)}, np.zeros((1, 2)), rounds=3, warmup=1, repeats=2,
+                         pause_s=0.0)
+    assert opened == ["a", "b"] and sorted(closed) == ["a", "b"]
+    assert [len(times["a"]), len(times["b"])] == [3, 3] and all(b > a for a, b in zip(times["a"], times["b"]))
