@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -78,6 +80,21 @@ def images_to_settle(sure: dict, max_drop: float) -> int | None:
     if sure["high"] <= max_drop or gap <= 0:
         return None
     return int(np.ceil(sure["n"] * (sure["z"] * sure["se"] / gap) ** 2))
+
+
+def sign_test(a_ms, b_ms) -> dict:
+    """Is ``a`` faster than ``b``, from paired timings (round by round, the same spells of a busy CPU on both)? The
+    one-sided exact sign test: the chance of ``a`` winning at least as many of the rounds that differ, were the two
+    equally fast. A magnitude-free test, so one round's spike weighs no more than one round; pair it with the
+    median round ratio (``ratio``) to bound how much slower a candidate called a tie may be."""
+    a, b = np.asarray(a_ms, dtype=np.float64), np.asarray(b_ms, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"paired timings must be two equal, non-empty 1-D arrays, got {a.shape} and {b.shape}")
+    a_wins, b_wins = int((a < b).sum()), int((b < a).sum())
+    n = a_wins + b_wins
+    p = sum(math.comb(n, k) for k in range(a_wins, n + 1)) / 2 ** n if n else 1.0
+    return {"n": int(a.size), "a_faster": a_wins, "b_faster": b_wins, "p": float(p),
+            "ratio": float(np.median(b / a))}
 
 
 def within_tolerance(max_abs_diff: float, reference: np.ndarray, atol: float, rtol: float) -> bool:

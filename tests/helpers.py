@@ -99,3 +99,23 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.t
+
+
+def check_latency_choice(report: dict, max_drop: float) -> dict:
+    """What `--optimize latency` may ship, read off its report: the fastest candidate within the budget (among the
+    runoff's candidates, on their head-to-head figures, when there was a runoff), or a smaller file whose
+    head-to-head rounds could not tell it from that one (a speed tie, said in a note). Returns the choice."""
+    o, notes = report["optimize"], report["notes"]
+    runoff = o["runoff"]
+    ok = [c for c in o["candidates"] if c["budget_drop"] <= max_drop
+          and (not runoff or c["name"] in runoff["candidates"])]
+    fastest, ch = min(ok, key=lambda c: c["latency_ms"]), o["choice"]
+    assert ch["budget_drop"] <= max_drop and (not runoff or runoff["fastest"] == fastest["name"])
+    ties = runoff.get("speed_ties", {}) if runoff else {}
+    if ch["name"] == fastest["name"]:
+        assert all(c["size_bytes"] >= ch["size_bytes"] for c in ok if c["name"] in ties)
+    else:  # a tie in speed, by the runoff's sign test, with a smaller file: named in the notes
+        tie = ties[ch["name"]]
+        assert ch["size_bytes"] < fastest["size_bytes"] and tie["p"] >= 0.05 and tie["ratio"] <= 1.05
+        assert any(n.startswith(f"runoff: {ch['name']} ties it in speed") for n in notes), notes
+    return ch

@@ -131,18 +131,18 @@ def optimize_artifact(ctx, q, g) -> dict:
         clock.finished(len(seeds) + len(variants))
         again = {m.candidate.name: m for m in tuned}
         measured = [again.pop(m.candidate.name, m) for m in measured] + list(again.values())
-    # round 4: a runoff between the choice and its near-ties, timed again side by side; chosen on all their sweeps
+    # round 4: a runoff between the choice and its near-ties, timed head-to-head; ties in speed go to the smaller file
     field, runoff, best = opt.runoff_field(measured, max_drop, objective), {}, None
     if field and clock.allows("runoff", len(field)):
         before = choose(measured, max_drop, objective).candidate.name
         again = s.runoff([(m.candidate, tmp / m.file) for m in field])
         clock.finished(len(field))
-        measured, best = opt.after_runoff(measured, again, max_drop, objective)
+        measured, best, ties = opt.after_runoff(measured, again, max_drop, objective)
+        fastest = choose([m for m in measured if m.candidate.name in again], max_drop, objective)
         runoff = {"candidates": list(again), "within": opt.RUNOFF_WITHIN, "rounds": opt.RUNOFF_ROUNDS,
-                  "choice_before": before, "choice_after": best.candidate.name}
-        notes.append(f"runoff: {', '.join(again)} (within {opt.RUNOFF_WITHIN:.0%} of the choice) timed again "
-                     f"head-to-head, {opt.RUNOFF_ROUNDS} rounds; {runoff['choice_after']} is fastest"
-                     + ("" if runoff["choice_after"] == before else f", not {before} as the first rounds had it"))
+                  "choice_before": before, "fastest": fastest.candidate.name, "speed_ties": ties,
+                  "choice_after": best.candidate.name}
+        notes += opt.runoff_notes(runoff, best, fastest)
     if clock.skipped:
         notes.append(f"--time-budget {time_budget:g} s: stopped starting candidates after {clock.spent():.0f} s; "
                      f"skipped {', '.join(clock.skipped)}")
