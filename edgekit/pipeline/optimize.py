@@ -17,6 +17,7 @@ from ..data import calibration
 from ..errors import EdgekitError
 from ..fsutil import sha256_file
 from . import candidates as opt
+from . import runoff as ro
 from .candidates import Candidate, candidates, choose, profiled_exclusions, runtime_variants, tuning_seeds
 from .clock import TimeBudget
 from .search import Quantizing, Running, Search
@@ -132,17 +133,17 @@ def optimize_artifact(ctx, q, g) -> dict:
         again = {m.candidate.name: m for m in tuned}
         measured = [again.pop(m.candidate.name, m) for m in measured] + list(again.values())
     # round 4: a runoff between the choice and its near-ties, timed head-to-head; ties in speed go to the smaller file
-    field, runoff, best = opt.runoff_field(measured, max_drop, objective), {}, None
+    field, runoff, best = ro.runoff_field(measured, max_drop, objective), {}, None
     if field and clock.allows("runoff", len(field)):
         before = choose(measured, max_drop, objective).candidate.name
         again = s.runoff([(m.candidate, tmp / m.file) for m in field])
         clock.finished(len(field))
-        measured, best, ties = opt.after_runoff(measured, again, max_drop, objective)
+        measured, best, ties = ro.after_runoff(measured, again, max_drop, objective)
         fastest = choose([m for m in measured if m.candidate.name in again], max_drop, objective)
-        runoff = {"candidates": list(again), "within": opt.RUNOFF_WITHIN, "rounds": opt.RUNOFF_ROUNDS,
+        runoff = {"candidates": list(again), "within": ro.RUNOFF_WITHIN, "rounds": ro.RUNOFF_ROUNDS,
                   "choice_before": before, "fastest": fastest.candidate.name, "speed_ties": ties,
                   "choice_after": best.candidate.name}
-        notes += opt.runoff_notes(runoff, best, fastest)
+        notes += ro.runoff_notes(runoff, best, fastest)
     if clock.skipped:
         notes.append(f"--time-budget {time_budget:g} s: stopped starting candidates after {clock.spent():.0f} s; "
                      f"skipped {', '.join(clock.skipped)}")

@@ -19,6 +19,7 @@ from ..quantize.config import QuantConfig
 from ..stats import paired_drop, topk_correct
 from . import candidates as opt
 from .candidates import Candidate, Measured, drop_margin, runner_for
+from .runoff import RUNOFF_ROUNDS
 
 SWEEPS = 3  # every round times each candidate alone, in turn, this many times; the median of medians decides
 
@@ -127,7 +128,7 @@ class Search:
         self.files[cand.artifact_key] = path
         return path
 
-    def runoff(self, cands: list[tuple[Candidate, Path]], rounds: int = opt.RUNOFF_ROUNDS) -> dict[str, list[float]]:
+    def runoff(self, cands: list[tuple[Candidate, Path]], rounds: int = RUNOFF_ROUNDS) -> dict[str, list[float]]:
         """The runoff's timing: the candidates all loaded at once and timed head-to-head in short blocks, ``rounds``
         rounds (``edgekit.measure.timing.head_to_head``), about the calls of one ``measure`` round. Accuracy is not
         measured again."""

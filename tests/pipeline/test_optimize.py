@@ -35,7 +35,7 @@ def test_ties_and_errors():
 
 
 def test_runoff_field_takes_the_near_ties_of_the_choice():
-    from edgekit.pipeline.candidates import runoff_field
+    from edgekit.pipeline.runoff import runoff_field
 
     ms = [_m("a", 1.00, 100, 0.2), _m("b", 1.04, 90, 0.0), _m("c", 1.06, 80, 0.0), _m("d", 0.90, 100, 3.0),
           _m("e", 1.03, 70, 0.4)]
@@ -58,7 +58,7 @@ def test_the_runoff_chooses_among_its_own_candidates_on_its_head_to_head_figures
     """Seen on MobileNetV3-Small: the runoff's figures rose on a busy machine, and a candidate timed in the first
     round only (never beside them) became the choice; the runoff decides among the candidates it timed, on the
     head-to-head medians alone (the first round's figure, kept in the report, does not vote)."""
-    from edgekit.pipeline.candidates import after_runoff
+    from edgekit.pipeline.runoff import after_runoff
 
     a, b, other = _m("a", 0.30, 100, 0.0), _m("b", 0.36, 100, 0.0), _m("other", 0.32, 50, 0.0)
     rounds = {"a": [0.40, 0.41, 0.39, 0.42, 0.40], "b": [0.37, 0.36, 0.50, 0.35, 0.37]}
@@ -87,7 +87,7 @@ def test_the_runoff_gives_a_tie_in_speed_to_the_smaller_file():
     """Seen in run 13 on ShuffleNetV2: a pruned FP32 file and a pruned INT8 file 0.3x its size ran off, and the
     FP32 file shipped on the median of a noisy head-to-head. A candidate the rounds cannot tell from the fastest
     (sign test at 5%, median round ratio within 5%) ties it, and of tied files the smaller ships."""
-    from edgekit.pipeline.candidates import after_runoff
+    from edgekit.pipeline.runoff import after_runoff
 
     big, small, over = _m("fp32", 0.5, 2_000_000, 0.0), _m("int8", 0.5, 600_000, 0.2), _m("tiny", 0.5, 100, 0.9)
     fast = [1.00, 1.02, 0.98, 1.01, 0.99, 1.00, 1.03, 0.97, 1.00, 1.02, 0.99, 1.01, 1.00, 0.98, 1.02]
@@ -108,7 +108,7 @@ def test_the_runoff_gives_a_tie_in_speed_to_the_smaller_file():
     _, best, ties = after_runoff([big, small], {"fp32": fast, "int8": noisy}, 0.5, "size")
     assert best.candidate.name == "int8" and ties == {}
     # the report says so
-    from edgekit.pipeline.candidates import runoff_notes
+    from edgekit.pipeline.runoff import runoff_notes
 
     _, best, ties = after_runoff([big, small], {"fp32": fast, "int8": noisy}, 0.5)
     runoff = {"candidates": ["fp32", "int8"], "within": 0.25, "rounds": 15, "choice_before": "int8",
@@ -373,7 +373,8 @@ def test_one_se_rule_holds_each_candidate_to_its_drop_plus_one_standard_error():
     """A fast candidate whose 0.3-point drop is made of many answers changed both ways (SE 0.4) fits a 0.5 budget as
     a point estimate only; under one-se the slower candidate with few changed answers is chosen, in every place the
     search checks the budget (the choice, the runoff's field, the runtime round's seeds)."""
-    from edgekit.pipeline.candidates import drop_margin, runoff_field, tuning_seeds
+    from edgekit.pipeline.candidates import drop_margin, tuning_seeds
+    from edgekit.pipeline.runoff import runoff_field
     from edgekit.stats import paired_drop
 
     ref = np.ones(500, bool)
