@@ -117,6 +117,7 @@ def test_shufflenet_bad_options():
         rebuild(card.build(10), {**plan, "layers": {"stage2.0.branch2.0": {"kept": 16, "of": 24}}}, card)
 
 
+@pytest.mark.slow  # 25 s: the CLI around the plan that test_shufflenet_prunes_branches_and_keeps_the_split checks
 def test_prune_cli_takes_shufflenet(cli, tmp_path):
     out = tmp_path / "p"
     code, _, err = cli("prune", "shufflenet_v2_x1_0", "--weights", "random", "--ratio", "0.3", "--threads", "1",

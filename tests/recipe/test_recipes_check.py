@@ -81,6 +81,7 @@ def test_save_recipe_then_run_gives_the_same_artifact(digits, digits_model, cli,
     assert rc.load(tmp_path / "second" / "recipe.yaml") == saved
 
 
+@pytest.mark.slow  # 31 s, two prune runs; the default tier keeps the export recipe test above
 def test_prune_save_recipe_reproduces_the_pruned_model(digits_model, cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = cli("prune", "mobilenet_v2", "--weights", digits_model[0], "--ratio", "0.3", "--sparsity", "2:4",
