@@ -14,13 +14,44 @@ from types import ModuleType
 
 from .errors import MissingDependencyError, first_line
 
+def extra_requirements(extra: str) -> list[str]:
+    """The requirements of edgekit's ``extra`` as the installed distribution declares them (pyproject.toml is the
+    one place they are written); empty when edgekit is not installed as a distribution or has no such extra."""
+    import importlib.metadata as md
+    import re
+
+    try:
+        reqs = md.requires("edgekit") or []
+    except md.PackageNotFoundError:
+        return []
+    out = []
+    for r in reqs:
+        spec, _, marker = r.partition(";")
+        if re.search(rf"""extra\s*==\s*["']{re.escape(extra)}["']""", marker):
+            out.append(spec.strip())
+    return out
+
+
+def extra_hint(extra: str) -> str:
+    """The install command for edgekit's ``extra``, naming its packages.
+
+    Never ``pip install 'edgekit[...]'``: the package index's ``edgekit`` is another project, so a bare name can
+    fetch someone else's code. The packages themselves are what the extra adds; from a checkout of edgekit,
+    ``pip install -e '.[EXTRA]'`` installs the same."""
+    reqs = extra_requirements(extra)
+    if not reqs:
+        return f"from your edgekit checkout: pip install -e '.[{extra}]'"
+    return "pip install " + " ".join(f"'{r}'" if any(c in r for c in "<>=!~[; ") else r for r in reqs) + \
+        f" (edgekit's [{extra}] extra)"
+
+
 _HINTS = {
-    "tensorrt": "pip install 'edgekit[tensorrt]' (CUDA 12) or 'edgekit[tensorrt-cu13]' (driver 580.65+); needs an "
-                "NVIDIA GPU and driver",
+    "tensorrt": lambda: f"{extra_hint('tensorrt')} for CUDA 12, or {extra_hint('tensorrt-cu13')} for driver "
+                        "580.65+; needs an NVIDIA GPU and driver",
     "cuda.bindings": "pip install 'cuda-python>=12,<13' (CUDA 12) or 'cuda-python>=13,<14' (driver 580.65+)",
     "pycuda": "pip install pycuda (needs an NVIDIA GPU and the CUDA toolkit)",
-    "openvino": "pip install 'edgekit[openvino]'",
-    "nncf": "pip install 'edgekit[openvino]'",
+    "openvino": lambda: extra_hint("openvino"),
+    "nncf": lambda: extra_hint("openvino"),
     "torch_pruning": "pip install torch-pruning",
 }
 
@@ -39,7 +70,8 @@ def _import(module: str) -> ModuleType:
 
 def hint(module: str) -> str:
     """The install command for ``module``."""
-    return _HINTS.get(module, f"pip install {module}")
+    h = _HINTS.get(module, f"pip install {module}")
+    return h() if callable(h) else h
 
 
 def available(module: str) -> bool:
