@@ -36,9 +36,9 @@ def extra_requirements(extra: str) -> list[str]:
 def extra_hint(extra: str) -> str:
     """The install command for edgekit's ``extra``, naming its packages.
 
-    Never ``pip install 'edgekit[...]'``: the package index's ``edgekit`` is another project, so a bare name can
-    fetch someone else's code. The packages themselves are what the extra adds; from a checkout of edgekit,
-    ``pip install -e '.[EXTRA]'`` installs the same."""
+    Never edgekit's own name with the extra in brackets: the package index's ``edgekit`` is another project, so
+    the bare name can fetch someone else's code. The packages themselves are what the extra adds; from a checkout
+    of edgekit, ``pip install -e '.[EXTRA]'`` installs the same."""
     reqs = extra_requirements(extra)
     if not reqs:
         return f"from your edgekit checkout: pip install -e '.[{extra}]'"

@@ -10,9 +10,14 @@ class EdgekitError(Exception):
 
 
 class BudgetExceededError(EdgekitError):
-    """The artifact was built but misses an accuracy or size budget."""
+    """The artifact was built but misses an accuracy or size budget. ``report`` is the report of the job that
+    missed it (written beside the files, which are kept aside under names that say so), when there is one."""
 
     exit_code = 1
+
+    def __init__(self, message: str, report: dict | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class VerificationError(EdgekitError):

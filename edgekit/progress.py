@@ -10,19 +10,33 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 console = Console(stderr=True)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second for a task added with a ``unit`` field (``add_task(..., unit="img")``, and ``per=64`` when
+    each step of the task is 64 of them): a reading of images shows how fast they come, which says whether decoding
+    or the model is the bottleneck."""
+
+    def render(self, task) -> Text:
+        unit = task.fields.get("unit")
+        if not unit or not task.speed:
+            return Text("")
+        return Text(f"{task.speed * task.fields.get('per', 1):,.0f} {unit}/s", style="progress.data.speed")
 
 
 def make_progress(show: bool = True) -> Progress:
     """Bars on a terminal; ``show=False`` for a process whose bars would only repeat another's (torchrun)."""
     return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
-                    disable=not (show and sys.stderr.isatty()))
+                    MofNCompleteColumn(), RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                    transient=True, disable=not (show and sys.stderr.isatty()))
 
 
 @contextlib.contextmanager

@@ -34,26 +34,53 @@ def topk_correct(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return (top == np.asarray(labels)[:, None]).any(axis=1)
 
 
+def accuracy_parts(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Per sample: the label at top-1, within the top 5. Parts of batches concatenate into the parts of the set."""
+    return {"top1": topk_correct(logits, labels, 1), "top5": topk_correct(logits, labels, 5)}
+
+
+def accuracy_from(parts: dict[str, np.ndarray]) -> dict:
+    """Top-1 and top-5 accuracy in percent, from :func:`accuracy_parts` of all the samples."""
+    if len(parts["top1"]) == 0:
+        raise ValueError("no labels")
+    return {"top1": 100.0 * float(parts["top1"].mean()), "top5": 100.0 * float(parts["top5"].mean()),
+            "n": int(len(parts["top1"]))}
+
+
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> dict:
     """Top-1 and top-5 accuracy in percent."""
     if len(labels) == 0:
         raise ValueError("no labels")
-    return {"top1": 100.0 * float(topk_correct(logits, labels, 1).mean()),
-            "top5": 100.0 * float(topk_correct(logits, labels, 5).mean()),
-            "n": int(len(labels))}
+    return accuracy_from(accuracy_parts(logits, labels))
 
 
-def agreement(logits: np.ndarray, reference: np.ndarray) -> dict:
-    """How closely ``logits`` follow ``reference``: top-1 agreement (%), mean cosine, max abs difference."""
+def agreement_parts(logits: np.ndarray, reference: np.ndarray) -> dict[str, np.ndarray]:
+    """Per sample: the same top-1 as ``reference``, the cosine of the two logit vectors, the largest difference."""
     a = np.asarray(logits, dtype=np.float64).reshape(len(logits), -1)
     b = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
-    return {"top1_agreement": 100.0 * float((a.argmax(1) == b.argmax(1)).mean()),
-            "mean_cosine": float(cos.mean()),
-            "max_abs_diff": float(np.abs(a - b).max()),
-            "n": int(len(a))}
+    return {"same_top1": a.argmax(1) == b.argmax(1), "cosine": cos,
+            "max_abs": np.abs(a - b).max(1) if a.size else np.zeros(len(a))}
+
+
+def agreement_from(parts: dict[str, np.ndarray]) -> dict:
+    """Top-1 agreement (%), mean cosine and max abs difference, from :func:`agreement_parts` of all the samples."""
+    return {"top1_agreement": 100.0 * float(parts["same_top1"].mean()),
+            "mean_cosine": float(parts["cosine"].mean()),
+            "max_abs_diff": float(parts["max_abs"].max()),
+            "n": int(len(parts["same_top1"]))}
+
+
+def agreement(logits: np.ndarray, reference: np.ndarray) -> dict:
+    """How closely ``logits`` follow ``reference``: top-1 agreement (%), mean cosine, max abs difference."""
+    return agreement_from(agreement_parts(logits, reference))
+
+
+def concat_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The parts of consecutive batches as the parts of all their samples."""
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def paired_drop(correct, ref_correct, z: float = 1.96) -> dict:

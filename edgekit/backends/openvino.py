@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._optional import require
+from .._optional import extra_hint, require
 from ..errors import EdgekitError, first_line
 from .base import BackendSpec, Runner, RunnerRequest
 
@@ -15,7 +15,7 @@ TUNABLE = {"ENABLE_CPU_PINNING": bool, "CPU_DENORMALS_OPTIMIZATION": bool}
 
 SPEC = BackendSpec(
     "openvino", inputs=("onnx",), devices=("cpu",), precisions=("fp32", "int8"), suffixes=(".onnx", ".xml"),
-    tunable=tuple(TUNABLE), requires=("openvino",), extra="openvino", fix="pip install 'edgekit[openvino]'",
+    tunable=tuple(TUNABLE), requires=("openvino",), extra="openvino", fix=extra_hint("openvino"),
     wrong_input="the openvino backend runs .onnx files, not {model!r}: run `edgekit export {model}` first, or "
                 "pass --backend torch")
 
@@ -34,7 +34,7 @@ def compile_config(threads: int | None = None, hint: str = "LATENCY", options: d
 
 
 def read_model(path: str | Path):
-    ov = require("openvino", "the OpenVINO backend (pip install 'edgekit[openvino]')")
+    ov = require("openvino", "the OpenVINO backend")
     try:
         return ov.Core().read_model(str(path))
     except Exception as exc:
@@ -49,7 +49,7 @@ def compiled_from_onnx(path: str | Path, device: str = "CPU", threads: int | Non
     ``shape`` specializes a dynamic-batch model to one input shape first: the CPU plugin plans memory and
     picks kernels once for a static shape, which measured 8-30% faster at batch 1 than the dynamic graph.
     """
-    ov = require("openvino", "the OpenVINO backend (pip install 'edgekit[openvino]')")
+    ov = require("openvino", "the OpenVINO backend")
     model = read_model(path)
     if shape is not None and model.input(0).get_partial_shape().is_dynamic:
         model.reshape(list(shape))
@@ -112,12 +112,13 @@ def open(request: RunnerRequest) -> OpenVINORunner:
     return OpenVINORunner(request.path, request.threads, request.device.upper(), dict(request.options))
 
 
-def int8_with_nncf(fp32_onnx: str | Path, out_xml: str | Path, calib_x: np.ndarray) -> Path:
-    """NNCF post-training INT8 of the ONNX model for OpenVINO (its own recipe, for comparison)."""
+def int8_with_nncf(fp32_onnx: str | Path, out_xml: str | Path, calib) -> Path:
+    """NNCF post-training INT8 of the ONNX model for OpenVINO (its own recipe, for comparison). ``calib``: an array
+    of samples, or an iterable of (1, C, H, W) samples with a length that can be read more than once."""
     ov = require("openvino", "OpenVINO INT8")
     nncf = require("nncf", "OpenVINO INT8 through NNCF")
     model = read_model(fp32_onnx)
-    dataset = nncf.Dataset(list(calib_x[:, None]))  # one (1, C, H, W) sample per item
-    q = nncf.quantize(model, dataset, subset_size=len(calib_x))
+    samples = list(calib[:, None]) if isinstance(calib, np.ndarray) else calib  # one (1, C, H, W) sample per item
+    q = nncf.quantize(model, nncf.Dataset(samples), subset_size=len(calib))
     ov.save_model(q, str(out_xml))
     return Path(out_xml)

@@ -48,7 +48,7 @@ def check(
     for col in ("metric", "limit", "value", "verdict"):
         t.add_column(col)
     for r in rows:
-        style = {"pass": "green", "FAIL": "bold red", "missing": "bold red"}[r.verdict]
+        style = {"pass": "green", "FAIL": "bold red", "missing": "bold red", "skipped": "yellow"}[r.verdict]
         t.add_row(r.metric, r.limit, r.value, f"[{style}]{r.verdict}[/]")
     stdout_console().print(t)
     for note in notes:
@@ -60,6 +60,6 @@ def check(
     if junit:
         atomic_write_text(junit, chk.junit(rows, str(report)))
     if not chk.passed(rows):
-        bad = ", ".join(r.metric for r in rows if r.verdict != "pass")
+        bad = ", ".join(r.metric for r in rows if r.verdict not in ("pass", "skipped"))
         raise BudgetExceededError(f"regression in {report}: {bad}")
     typer.echo("pass")

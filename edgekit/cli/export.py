@@ -95,6 +95,9 @@ def export(
     prune_ratios: str = typer.Option("0.25,0.5", "--prune-ratios", help="Shares of channels the pruned candidates "
                                      "remove (with --finetune-data)."),
     finetune_epochs: int = typer.Option(3, "--finetune-epochs", help="Fine-tuning epochs per pruned candidate."),
+    augment: str = typer.Option("crop-flip", "--augment", help="Augmentation of the --finetune-data images: "
+                                "crop-flip (random-resized crop and flip, torchvision's recipe), flip, or none "
+                                "(for images a flip changes, such as digits)."),
     prune_depth: float = typer.Option(0.0, "--prune-depth", help="ShuffleNetV2: the pruned candidates also lose "
                                       "this share of each stage's repeated units (fewer small ops)."),
     drop_rule: str = typer.Option("point", "--drop-rule", help="How --optimize holds a candidate to --max-drop: "
@@ -116,21 +119,32 @@ def export(
         parse_max_drop,
         precision_of,
     )
-    from ..report.table import print_table
 
     request = ExportRequest(
         model, c.as_path(out), weights, num_classes, trust_checkpoint, c.as_path(eval_data), force,
         PreprocessOverrides(input_size, resize_size, interpolation, c.triple(mean, "--mean"), c.triple(std, "--std")),
         GraphOptions(opset, dynamic_batch, atol, rtol, max_images, prune, c.as_path(plan), optimize, time_budget,
                      c.as_path(finetune_data), c.floats(prune_ratios, "--prune-ratios"), finetune_epochs,
-                     drop_rule, prune_depth),
+                     drop_rule, prune_depth, augment),
         QuantizeOptions(precision_of(int8, fp16), target, c.as_path(calib_data), calib_size, calib_method,
                         percentile, seed, c.as_path(calib_cache), parse_max_drop(max_drop), max_float_layers,
                         c.names(exclude_ops), c.names(int8_ops) or None, per_tensor, reduce_range),
         BackendOptions(backend, "cuda" if backend == "tensorrt" else "cpu", threads, "host", workspace_mb, dla_core,
                        parse_batch_profile(batch_profile) if batch_profile else None, sparse_weights,
                        builder_opt_level))
-    rep = export_model(request)
+    try:
+        rep = export_model(request)
+    except BudgetExceededError as exc:  # written, with the INT8 file kept aside: show what was made, then exit 1
+        if exc.report is not None:
+            _show(exc.report, request, explain, save_recipe)
+        raise
+    _show(rep, request, explain, save_recipe)
+
+
+def _show(rep: dict, request, explain: bool, save_recipe) -> None:
+    """The table, the worst layers on request, the recipe, and the files written."""
+    from ..report.table import print_table
+
     print_table(rep)
     if explain and "int8" in rep:
         from ..quantize.explain import print_worst
@@ -148,9 +162,3 @@ def export(
     files += [rep["engine"]["file"]] if "engine" in rep else []
     files += [rep["optimize"]["choice"]["file"], *rep["optimize"]["shipped_with_choice"]] if "optimize" in rep else []
     typer.echo(f"wrote {', '.join(f'{out}/{f}' for f in files)}")
-    q = rep.get("int8")
-    if q and q["within_budget"] is False:
-        limit = f"--max-drop {q['max_drop']}" if q["budget"]["source"] == "--max-drop" else \
-            f"the default budget of {q['max_drop']} (--max-drop sets it, --max-drop off removes it)"
-        raise BudgetExceededError(f"INT8 top-1 drop {q['drop']:.2f} on held-out images exceeds {limit} even with "
-                                  f"{len(q['guard_nodes'])} layers in float; best attempt kept as {out}/{q['file']}")

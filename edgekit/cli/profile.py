@@ -57,6 +57,8 @@ def profile(
                                "--eval-data without a reference")
         saved = from_profile_request(request)
     rep = profile_model(request)
+    if rep is None:  # a torchrun process other than rank 0: it evaluated its shard; rank 0 reports and writes
+        return
     print_table(rep)
     if save_recipe is not None:
         from ..recipe.spec import save

@@ -36,6 +36,9 @@ def prune(
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (cosine schedule)."),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or sgd."),
     batch_size: int = typer.Option(64, "--batch-size", help="Fine-tuning batch size (per process under torchrun)."),
+    augment: str = typer.Option("crop-flip", "--augment", help="Augmentation of the fine-tuning images: crop-flip "
+                                "(random-resized crop and flip, torchvision's recipe), flip, or none (for images "
+                                "a flip changes, such as digits)."),
     eval_data: Optional[Path] = c.EvalDataOpt,
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads for the latency comparison."),
     out: Optional[Path] = c.OutOpt,
@@ -68,7 +71,8 @@ def prune(
                                                   depth)
     request = PruneRequest(model, c.as_path(out), weights, num_classes, trust_checkpoint, c.as_path(eval_data), force,
                            c.overrides(input_size, resize_size, interpolation, mean, std), cfg, sparsity,
-                           c.as_path(finetune_data), FinetuneConfig(epochs, optimizer, lr, batch_size=batch_size),
+                           c.as_path(finetune_data), FinetuneConfig(epochs, optimizer, lr, batch_size=batch_size,
+                                                                          augment=augment),
                            threads)
     if save_recipe is not None:
         from ..recipe.from_args import from_prune_request

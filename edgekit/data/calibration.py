@@ -18,7 +18,8 @@ import numpy as np
 from ..errors import EdgekitError, first_line
 from ..fsutil import sha256_file, write_json
 from ..models.preprocess import Preprocess
-from .images import ImageSet, load_array, scan
+from .images import ImageSet, scan
+from .stream import ImageStream
 
 log = logging.getLogger("edgekit")
 CACHE_VERSION = 1
@@ -51,6 +52,47 @@ class ArrayReader:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
 
+class StreamReader:
+    """Feeds the images of an ``ImageStream`` one batch of ``batch_size`` at a time, reading them in blocks: the
+    calibration images are never all in memory as floats."""
+
+    def __init__(self, stream: ImageStream, input_name: str, batch_size: int = 1) -> None:
+        self.stream, self.input_name, self.batch_size = stream, input_name, batch_size
+        self._blocks = None
+        self._pending = np.empty((0, *stream.shape), np.float32)
+
+    def get_next(self) -> dict | None:
+        if self._blocks is None:
+            self._blocks = self.stream.batches()
+        while len(self._pending) < self.batch_size:
+            block = next(self._blocks, None)
+            if block is None:
+                break
+            self._pending = np.concatenate([self._pending, block[0]])
+        if not len(self._pending):
+            return None
+        batch, self._pending = self._pending[:self.batch_size], self._pending[self.batch_size:]
+        return {self.input_name: np.ascontiguousarray(batch)}
+
+    def __len__(self) -> int:
+        return (len(self.stream) + self.batch_size - 1) // self.batch_size
+
+
+class Samples:
+    """The calibration samples as an iterable that can be read again, one (1, C, H, W) sample at a time: NNCF's
+    ``nncf.Dataset`` takes it (it reads the samples more than once) without a list of every sample in memory."""
+
+    def __init__(self, cal: "CalibrationSet") -> None:
+        self.cal = cal
+
+    def __len__(self) -> int:
+        return len(self.cal)
+
+    def __iter__(self):
+        for x in self.cal.batches():
+            yield from (x[i:i + 1] for i in range(len(x)))
+
+
 class IterableReader:
     """A reader over any iterable of batches: arrays (fed under ``input_name``) or ``{input_name: array}`` dicts."""
 
@@ -75,7 +117,7 @@ def reader_for(source, input_name: str) -> CalibrationReader:
     """A reader over a calibration *source*: a :class:`CalibrationSet` or an array of preprocessed samples (a fresh
     reader each call), a reader with ``get_next()`` (returned as it is: one pass), or an iterable of batches."""
     if isinstance(source, CalibrationSet):
-        return ArrayReader(source.x, input_name)
+        return source.reader(input_name)
     if isinstance(source, np.ndarray):
         return ArrayReader(source, input_name)
     if isinstance(source, CalibrationReader):
@@ -97,18 +139,50 @@ def describe_source(source) -> dict:
 
 @dataclass
 class CalibrationSet:
-    """The chosen calibration samples, what they are, and the held-out rest of the folder."""
+    """The chosen calibration samples, what they are, and the held-out rest of the folder. ``samples`` is an
+    ``ImageStream`` (images, read in batches from a uint8 copy) or an array (preprocessed tensors, or what a
+    user's reader gave)."""
 
-    x: np.ndarray
+    samples: object
     source: str  # folder or file
-    kind: str  # "images", "tensors" or "builtin"
+    kind: str  # "images", "tensors", "builtin" or "reader"
     items: list[str]  # relative image paths (or the tensor file's name)
     fingerprint: str  # sha256 over the items' contents
     held_out: ImageSet | None = None
     warnings: list[str] = field(default_factory=list)
 
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def shape(self) -> tuple:
+        """One sample's shape (C, H, W)."""
+        return tuple(self.samples.shape[1:]) if isinstance(self.samples, np.ndarray) else self.samples.shape
+
+    def batches(self, batch_size: int = 32):
+        """The samples in order, a float32 batch at a time."""
+        if isinstance(self.samples, np.ndarray):
+            for i in range(0, len(self.samples), batch_size):
+                yield self.samples[i:i + batch_size]
+        else:
+            for x, _ in self.samples.batches(batch_size):
+                yield x
+
+    def reader(self, input_name: str, batch_size: int = 1) -> CalibrationReader:
+        """A fresh onnxruntime-shaped reader over the samples."""
+        if isinstance(self.samples, np.ndarray):
+            return ArrayReader(self.samples, input_name, batch_size)
+        return StreamReader(self.samples, input_name, batch_size)
+
+    @property
+    def x(self) -> np.ndarray:
+        """Every sample in one float32 array: for the few callers that need one (tests, small sets)."""
+        if isinstance(self.samples, np.ndarray):
+            return self.samples
+        return self.samples.array()[0]
+
     def describe(self) -> dict:
-        return {"source": self.source, "kind": self.kind, "size": int(len(self.x)),
+        return {"source": self.source, "kind": self.kind, "size": int(len(self)),
                 "fingerprint": self.fingerprint, "warnings": self.warnings}
 
 
@@ -120,8 +194,9 @@ def select(n_total: int, size: int, seed: int) -> list[int]:
 
 
 def from_folder(folder: str | Path, preprocess: Preprocess, size: int = 512, seed: int = 0,
-                kind: str = "images") -> CalibrationSet:
-    """``size`` images chosen with ``seed`` from ``folder`` (recursively; labels ignored)."""
+                kind: str = "images", progress=None) -> CalibrationSet:
+    """``size`` images chosen with ``seed`` from ``folder`` (recursively; labels ignored), decoded once into a
+    uint8 copy (calibration reads them once per configuration)."""
     images = scan(folder, labels=False)
     idx = select(len(images), size, seed)
     chosen = images.subset(idx)
@@ -132,14 +207,14 @@ def from_folder(folder: str | Path, preprocess: Preprocess, size: int = 512, see
     if len(chosen) < MIN_RECOMMENDED:
         warnings.append(f"{len(chosen)} calibration images is few: INT8 ranges are more reliable from "
                         f"{MIN_RECOMMENDED}+ (NNCF uses 300)")
-    x, _ = load_array(chosen, preprocess, desc="reading calibration images")
+    stream = ImageStream(chosen, preprocess).cache(progress, "reading calibration images")
     digest = hashlib.sha256()
     rel = []
     for p in chosen.paths:
         r = str(p.relative_to(images.root))
         rel.append(r)
         digest.update(r.encode() + b"\0" + sha256_file(p).encode())
-    return CalibrationSet(x, str(folder), kind, rel, digest.hexdigest(),
+    return CalibrationSet(stream, str(folder), kind, rel, digest.hexdigest(),
                           images.subset(rest) if rest else None, warnings)
 
 
@@ -147,7 +222,7 @@ def from_tensors(path: str | Path, input_shape: list, size: int = 512, seed: int
     """Preprocessed samples from an .npy (N, C, H, W) or an .npz holding one such array."""
     path = Path(path)
     try:
-        data = np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False, mmap_mode="r")  # an .npy is mapped: only the chosen rows are read
         if isinstance(data, np.lib.npyio.NpzFile):
             if len(data.files) != 1:
                 raise ValueError(f"expected one array, found {data.files}")
@@ -197,7 +272,7 @@ def from_reader(source, size: int | None = None) -> CalibrationSet:
 def cache_key(model_sha256: str, preprocess: Preprocess, method: dict, calib: CalibrationSet) -> str:
     """Everything the ranges depend on; any change misses the cache."""
     fields = {"version": CACHE_VERSION, "model": model_sha256, "preprocess": preprocess.to_dict(),
-              "method": method, "samples": calib.fingerprint, "n": int(len(calib.x))}
+              "method": method, "samples": calib.fingerprint, "n": int(len(calib))}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 

@@ -37,17 +37,31 @@ class Preprocess:
 
     def __call__(self, image) -> np.ndarray:
         """PIL RGB image -> float32 array (3, crop, crop)."""
-        import torch
+        return self.normalize(self.to_uint8(image)[None])[0]
+
+    def to_uint8(self, image) -> np.ndarray:
+        """PIL RGB image -> uint8 array (crop, crop, 3): resized and cropped, before scaling.
+
+        The half of the preprocessing that decodes and resamples (slow, done once); a set read again and again
+        keeps this, a quarter of the float32 bytes, and :meth:`normalize` makes the same floats bit for bit."""
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms import functional as F
 
         img = F.resize(image, [self.resize_size], interpolation=InterpolationMode(self.interpolation),
                        antialias=True)
-        img = F.center_crop(img, [self.crop_size])
-        t = F.pil_to_tensor(img)
-        t = F.convert_image_dtype(t, torch.float)
-        t = F.normalize(t, mean=list(self.mean), std=list(self.std))
-        return t.numpy()
+        return np.asarray(F.center_crop(img, [self.crop_size]), dtype=np.uint8)
+
+    def normalize(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, 3) -> float32 (N, 3, H, W): scaled to [0, 1] and normalised, as torchvision does.
+
+        The result is a channels-first view of channels-last memory, as torchvision's ``pil_to_tensor`` leaves an
+        image: the same bytes in the same order as edgekit's earlier per-image reading, so a torch model that is
+        given them runs the same kernels and gives the same results to the last bit."""
+        import torch
+        from torchvision.transforms import functional as F
+
+        t = F.convert_image_dtype(torch.from_numpy(batch).permute(0, 3, 1, 2), torch.float)
+        return F.normalize(t, mean=list(self.mean), std=list(self.std)).numpy()
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -14,13 +14,13 @@ def bundle_stage(ctx, lowp: Path, precision: str, build: dict, budgets: dict | N
     from ..backends.onnxruntime import OnnxRuntimeRunner
     from .jetson import BundleModel, BundleSamples, write_bundle
 
-    source, tmp, fp32_path, x, y, threads = ctx.source, ctx.tmp, ctx.fp32_path, ctx.x, ctx.y, ctx.threads
-    xs = x[:256]
+    source, tmp, fp32_path, threads = ctx.source, ctx.tmp, ctx.fp32_path, ctx.threads
+    xs, y = ctx.images.subset(range(min(256, len(ctx.images)))).array()  # a bounded sample
     with OnnxRuntimeRunner(fp32_path, threads=threads) as r:
         ref = run_batched(r, xs)
     with OnnxRuntimeRunner(lowp, threads=threads) as r:
         got = run_batched(r, xs)
-    labels = y[:256] if (y is not None and source.pretrained) else None
+    labels = y if (y is not None and source.pretrained) else None
     model = BundleModel(source.name, lowp, precision, source.preprocess.to_dict(), source.categories,
                         source.num_classes)
     manifest = write_bundle(tmp / "bundle", model, BundleSamples(xs, labels, ref, got), build, budgets,

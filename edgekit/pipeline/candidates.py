@@ -135,15 +135,22 @@ def uncertainty_note(sure: dict, max_drop: float) -> str:
             "one-se holds every candidate to its drop plus one standard error")
 
 
-def held_out_note(judge_drop: float, n_judge: int, max_drop: float) -> str | None:
-    """Say when the choice, within the budget on the selection half, is over it on the held-out half: the
-    selection half fitted it by chance (seen on SqueezeNet: -0.59 on 505 selection images, +1.82 on the other
-    495, +1.25 on 2000 more). None when the held-out half agrees."""
-    if judge_drop <= max_drop:
-        return None
-    return (f"the choice loses {judge_drop:.2f} points on the {n_judge} held-out judge images, over --max-drop "
-            f"{max_drop:g}: it fitted the budget on the selection half only; pass more --eval-data images, or a "
-            "smaller --max-drop for a safer choice")
+def held_out_veto(best: Measured, measured: list[Measured], max_drop: float, objective: str,
+                  n_judge: int) -> tuple[Measured, dict | None]:
+    """The choice, unless it misses the budget on the held-out judge half (the selection half fitted it by chance:
+    seen on SqueezeNet, -0.59 on 505 selection images, +1.82 on the other 495, +1.25 on 2000 more). Then the best
+    candidate within the budget on both halves ships instead (FP32, whose drop is 0 on both, always is), and the
+    returned veto says what happened: a choice over budget is never shipped with exit 0."""
+    if best.extra["judge_drop"] <= max_drop:
+        return best, None
+    fallback = choose([m for m in measured if m.extra["judge_drop"] <= max_drop], max_drop, objective)
+    note = (f"{best.candidate.name} fitted --max-drop {max_drop:g} on the selection half (drop {best.drop:.2f}) but "
+            f"lost {best.extra['judge_drop']:.2f} points on the {n_judge} held-out judge images: not shipped. Shipped "
+            f"{fallback.candidate.name} instead, within the budget on both halves (selection {fallback.drop:.2f}, "
+            f"held-out {fallback.extra['judge_drop']:.2f}); the held-out half vetoed a choice, so its figure is no "
+            "longer blind: pass more --eval-data images for a choice that holds")
+    return fallback, {"candidate": best.candidate.name, "selection_drop": best.drop,
+                      "judge_drop": best.extra["judge_drop"], "shipped": fallback.candidate.name, "note": note}
 
 
 def split_selection_judge(n: int, labels=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -157,8 +164,9 @@ def split_selection_judge(n: int, labels=None, seed: int = 0) -> tuple[np.ndarra
         return np.sort(order[0::2]), np.sort(order[1::2])
     labels = np.asarray(labels)
     sel, judge = [], []
+    in_order = labels[order]
     for c in np.unique(labels):
-        members = [i for i in order if labels[i] == c]
+        members = order[in_order == c].tolist()
         sel += members[0::2]
         judge += members[1::2]
     if not judge:  # one image per class: deal the selection's surplus to the judge half

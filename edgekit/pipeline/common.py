@@ -48,23 +48,37 @@ def load_onnx(path: Path):
     return load_checked(path)
 
 
+def stream_summary(stream) -> dict:
+    """The report's ``images`` section: the set, and where its decoded copy was kept when it was read again."""
+    doc = stream.images.summary()
+    cache = stream.describe_cache()
+    if cache is not None:
+        doc["decoded_copy"] = {"bytes": cache["bytes"], "kept_in": "memory" if cache["where"] == "memory"
+                               else "a temporary file (removed)"}
+    return doc
+
+
 @dataclass
 class StageContext:
     """What the stages of one export share: the opened model, the staging folder with the verified FP32 file,
-    the evaluation images, the notes for the report, the progress display, and how to time."""
+    the evaluation images (an ``ImageStream``: read in batches, never held whole), the notes for the report, the
+    progress display, how to time, and the FP32 file's top-1 class per evaluation image."""
 
     source: ModelSource
     tmp: Path
     fp32_path: Path
-    x: np.ndarray
-    y: np.ndarray | None
-    images: ImageSet
+    images: Any  # an edgekit.data.stream.ImageStream
     notes: list[str]
     progress: Any
     threads: int | None = None
     timing: TimingOptions = field(default_factory=lambda: TimingOptions(warmup=10, repeats=50))
+    fp32_top1: np.ndarray | None = None
 
     @property
     def labelled(self) -> bool:
         """Accuracy means something: labels, and weights that were trained."""
-        return self.y is not None and self.source.pretrained
+        return self.images.labelled and self.source.pretrained
+
+    def sample(self, n: int = 1) -> np.ndarray:
+        """The first ``n`` evaluation images, preprocessed: a bounded sample for timing and spot checks."""
+        return self.images.head(n)

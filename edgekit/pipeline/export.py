@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.images import ImageSet, load_array, scan
+from ..data.images import scan
+from ..data.stream import ImageStream
 from ..errors import EdgekitError
 from ..fsutil import check_out_dir, staged_dir
 from ..graph.export import onnx_from_torch, simplify
 from ..measure.facts import artifact_facts
-from ..measure.quality import Tolerance, reference_logits, run_batched, verify
+from ..measure.quality import Outcomes, Tolerance, check_tolerance, outcomes, run_batched
 from ..measure.timing import TimingOptions
 from ..models.source import ModelSource, open_model
 from ..progress import make_progress
 from ..report import document as report_mod
-from ..stats import accuracy
-from .common import StageContext, image_notes, images_for, load_onnx
+from .common import StageContext, image_notes, images_for, load_onnx, stream_summary
 from .request import ExportRequest
 
 
@@ -32,7 +32,9 @@ def export_model(request: ExportRequest, *, timing: TimingOptions | None = None,
     on held-out images), ``model_fp16.onnx``, ``model_best.*`` (--optimize), ``bundle/`` (Jetson) or a TensorRT
     engine built and measured on this machine's GPU. ``timing`` sets the INT8-vs-FP32 timing; ``board_budgets``
     is a recipe's latency budget that the board checks. Returns the report, also written to ``OUT/report.json``
-    and ``OUT/report.md``.
+    and ``OUT/report.md``. An INT8 file over its accuracy budget on the held-out images raises
+    ``BudgetExceededError`` (its ``report`` attribute holds the report), as the command exits 1: the files are
+    written, the INT8 one kept aside as ``model_int8_over_budget.onnx``.
     """
     r = request
     out, g = r.out_dir, r.export
@@ -52,30 +54,50 @@ def export_model(request: ExportRequest, *, timing: TimingOptions | None = None,
             scan(g.finetune_data, source.categories, source.num_classes)
         except EdgekitError as exc:
             raise EdgekitError(f"--finetune-data: {exc}") from None
-    with make_progress() as progress:
-        x, y = load_array(images, source.preprocess, progress)
-        image_notes(images, notes)
-        with staged_dir(out, r.force) as tmp:
-            exporter, meta = _write_fp32(source, tmp, g, progress)
-            if pruned_plan is not None:
-                _write_pruned(tmp, source, pruned_plan)
-            onnx_path = tmp / "model.onnx"
-            ref = reference_logits(source, x)
-            verification = verify(onnx_path, x, ref, Tolerance(g.atol, g.rtol))
-            acc = _fp32_accuracy(source, onnx_path, ref, x, y)
-            ctx = StageContext(source, tmp, onnx_path, x, y, images, notes, progress, r.backend.threads,
-                               timing or TimingOptions(warmup=10, repeats=50))
-            extra, lowp = _stages(r, ctx, meta, board_budgets)
-            photos = None if r.eval_data is not None else _photos_check([onnx_path] + lowp, source, images, x)
-            rep = report_mod.new_report(
-                "export", model=source.describe(), precision=r.precision,
-                plan=pruned_plan or source.plan, exporter=exporter, opset=g.opset,
-                dynamic_batch=g.dynamic_batch, input_shape=list(source.input_shape),
-                preprocess=source.preprocess.to_dict(), artifact=artifact_facts(onnx_path),
-                verification=verification, accuracy=acc, images=images.summary(), out=str(out),
-                environment=report_mod.environment(r.backend.threads), notes=notes, photos_top5=photos, **extra)
-            report_mod.write(rep, tmp)
+    with make_progress() as progress, ImageStream(images, source.preprocess) as stream:
+        if _reads_again(r):  # the stages read the images again: decode them once, into a uint8 copy
+            stream = stream.cache(progress)
+        try:
+            with staged_dir(out, r.force) as tmp:
+                exporter, meta = _write_fp32(source, tmp, g, progress)
+                if pruned_plan is not None:
+                    _write_pruned(tmp, source, pruned_plan)
+                onnx_path = tmp / "model.onnx"
+                ref_o, onnx_o = _check_fp32(source, onnx_path, stream, progress)
+                image_notes(images, notes)
+                verification = check_tolerance(onnx_path, onnx_o.agreement(), onnx_o.max_abs_ref,
+                                               Tolerance(g.atol, g.rtol))
+                acc = _fp32_accuracy(source, ref_o, onnx_o, stream.labelled)
+                ctx = StageContext(source, tmp, onnx_path, stream, notes, progress, r.backend.threads,
+                                   timing or TimingOptions(warmup=10, repeats=50), fp32_top1=onnx_o.top1)
+                extra, lowp = _stages(r, ctx, meta, board_budgets)
+                photos = None if r.eval_data is not None else _photos_check([onnx_path] + lowp, source, stream)
+                rep = report_mod.new_report(
+                    "export", model=source.describe(), precision=r.precision,
+                    plan=pruned_plan or source.plan, exporter=exporter, opset=g.opset,
+                    dynamic_batch=g.dynamic_batch, input_shape=list(source.input_shape),
+                    preprocess=source.preprocess.to_dict(), artifact=artifact_facts(onnx_path),
+                    verification=verification, accuracy=acc, images=stream_summary(stream), out=str(out),
+                    environment=report_mod.environment(r.backend.threads), notes=notes, photos_top5=photos,
+                    **extra)
+                report_mod.write(rep, tmp)
+        finally:
+            stream.close()
+    over_budget(rep, out)
     return rep
+
+
+def over_budget(rep: dict, out: Path) -> None:
+    """Raise BudgetExceededError when the report's INT8 file misses its budget on the held-out images."""
+    q = rep.get("int8")
+    if q and q["within_budget"] is False:
+        from ..errors import BudgetExceededError
+
+        limit = f"--max-drop {q['max_drop']}" if q["budget"]["source"] == "--max-drop" else \
+            f"the default budget of {q['max_drop']} (--max-drop sets it, --max-drop off removes it)"
+        raise BudgetExceededError(f"INT8 top-1 drop {q['drop']:.2f} on held-out images exceeds {limit} even with "
+                                  f"{len(q['guard_nodes'])} layers in float; best attempt kept as {out}/{q['file']}",
+                                  rep)
 
 
 def _write_fp32(source: ModelSource, tmp: Path, g, progress) -> tuple[str, dict]:
@@ -99,17 +121,34 @@ def _write_fp32(source: ModelSource, tmp: Path, g, progress) -> tuple[str, dict]
     return exporter, meta
 
 
-def _fp32_accuracy(source: ModelSource, onnx_path: Path, ref, x, y) -> dict:
-    if y is None:
+def _reads_again(r: ExportRequest) -> bool:
+    return r.precision in ("int8", "fp16") or r.export.optimize is not None or r.jetson is not None or \
+        r.engine is not None
+
+
+def _check_fp32(source: ModelSource, onnx_path: Path, stream, progress) -> tuple[Outcomes, Outcomes]:
+    """One pass over the images: the source model (torch, or the user's ONNX) and model.onnx side by side."""
+    from ..backends.onnxruntime import OnnxRuntimeRunner
+
+    if source.torch_model is not None:
+        from ..backends.torch import TorchRunner
+
+        reference = TorchRunner(source.torch_model)
+    else:
+        reference = OnnxRuntimeRunner(source.onnx_path)
+    with reference as ref, OnnxRuntimeRunner(onnx_path) as runner:
+        ref_o, onnx_o = outcomes([ref, runner], stream, reference=0, progress=progress,
+                                 desc=f"checking {onnx_path.name} against its source")
+    return ref_o, onnx_o
+
+
+def _fp32_accuracy(source: ModelSource, ref_o: Outcomes, onnx_o: Outcomes, labelled: bool) -> dict:
+    if not labelled:
         return {}
     if not source.pretrained:
         return {"onnxruntime": "n/a (random weights)"}
-    from ..backends.onnxruntime import OnnxRuntimeRunner
-
-    with OnnxRuntimeRunner(onnx_path) as runner:
-        onnx_logits = run_batched(runner, x)
     ref_name = "torch" if source.torch_model is not None else "source onnx"
-    return {ref_name: accuracy(ref, y), "onnxruntime": accuracy(onnx_logits, y)}
+    return {ref_name: ref_o.accuracy(), "onnxruntime": onnx_o.accuracy()}
 
 
 def _stages(r: ExportRequest, ctx: StageContext, meta: dict, board_budgets: dict | None) -> tuple[dict, list[Path]]:
@@ -125,7 +164,7 @@ def _stages(r: ExportRequest, ctx: StageContext, meta: dict, board_budgets: dict
     if r.precision == "fp16":
         from .fp16 import fp16_stage
 
-        extra["fp16"] = fp16_stage(ctx.tmp, ctx.fp32_path, ctx.x, meta, ctx.progress)
+        extra["fp16"] = fp16_stage(ctx.tmp, ctx.fp32_path, ctx.images, meta, ctx.progress)
         lowp.append(ctx.tmp / extra["fp16"]["file"])
     if r.export.optimize is not None:
         from .optimize import optimize_artifact
@@ -142,7 +181,7 @@ def _stages(r: ExportRequest, ctx: StageContext, meta: dict, board_budgets: dict
     return extra, lowp
 
 
-def _photos_check(files: list[Path], source: ModelSource, images: ImageSet, x) -> dict | None:
+def _photos_check(files: list[Path], source: ModelSource, stream) -> dict | None:
     """On the built-in photos, real ImageNet weights put an accepted class in each top 5 (see photos.py);
     checked for the FP32 file and each reduced-precision file, by file name."""
     if not (source.pretrained and source.num_classes == 1000):
@@ -150,10 +189,11 @@ def _photos_check(files: list[Path], source: ModelSource, images: ImageSet, x) -
     from ..backends.onnxruntime import OnnxRuntimeRunner
     from ..measure.photos import accepted_labels, top5_check
 
+    x, _ = stream.array()  # the seven built-in photos
     checks = {}
     for path in files:
         with OnnxRuntimeRunner(path) as r:
-            checks[path.name] = top5_check(images.paths, run_batched(r, x), accepted_labels())
+            checks[path.name] = top5_check(stream.paths, run_batched(r, x), accepted_labels())
     return checks
 
 

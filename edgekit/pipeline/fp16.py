@@ -5,24 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..measure.facts import artifact_facts
-from ..measure.quality import run_batched
+from ..measure.quality import outcomes
 
 
-def fp16_stage(tmp: Path, fp32_path: Path, x, meta: dict, progress) -> dict:
+def fp16_stage(tmp: Path, fp32_path: Path, images, meta: dict, progress) -> dict:
     from ..backends.onnxruntime import OnnxRuntimeRunner
     from ..graph.export import write_onnx_with_meta
     from ..graph.info import load_checked
     from ..quantize.fp16 import fp16_from_onnx
-    from ..stats import agreement
-
     fp16_path = tmp / "model_fp16.onnx"
     fp16_from_onnx(fp32_path, fp16_path)
     write_onnx_with_meta(load_checked(fp16_path), fp16_path, {**meta, "precision": "fp16"})
-    with OnnxRuntimeRunner(fp32_path) as r:
-        ref = run_batched(r, x)
-    with OnnxRuntimeRunner(fp16_path) as r:
-        got = run_batched(r, x)
-    ag = agreement(got, ref)
+    with OnnxRuntimeRunner(fp32_path) as ref, OnnxRuntimeRunner(fp16_path) as r:
+        ag = outcomes([ref, r], images, reference=0, progress=progress, desc="FP16 against FP32")[1].agreement()
     if not ag["mean_cosine"] >= 0.999:  # written so that a NaN (inf logits in half precision) fails too
         from ..errors import VerificationError
 

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import load_array
+from ..data.stream import ImageStream
 from ..errors import EdgekitError
-from ..measure.quality import run_batched
+from ..measure.quality import outcomes, run_batched
 from ..quantize.config import DEFAULT_MAX_DROP
-from ..stats import accuracy, agreement
 
 MAX_HELD_OUT_IMAGES = 400  # read at most this many held-out calibration images (two halves of 200)
 GUARD_OFF = "off"
@@ -24,45 +23,42 @@ GUARD_OFF = "off"
 
 @dataclass
 class Judge:
-    """Images the guard chooses on (``sel``) and images the reported figure comes from (``held``)."""
+    """Images the guard chooses on (``sel``) and images the reported figure comes from (``held``): streams, read
+    once per trial, never held as arrays."""
 
-    sel_x: np.ndarray
-    sel_y: np.ndarray | None
-    held_x: np.ndarray
-    held_y: np.ndarray | None
+    sel: ImageStream
+    held: ImageStream
     basis: str
+    labelled: bool
 
-    @property
-    def labelled(self) -> bool:
-        return self.sel_y is not None
-
-
-def halves(x: np.ndarray, y: np.ndarray | None = None):
-    """Even and odd positions: images sorted by class folder stay balanced across both halves."""
-    return x[0::2], None if y is None else y[0::2], x[1::2], None if y is None else y[1::2]
+    @classmethod
+    def halves(cls, stream: ImageStream, basis: str, labelled: bool) -> "Judge":
+        """Even and odd positions: images sorted by class folder stay balanced across both halves."""
+        n = len(stream)
+        return cls(stream.subset(range(0, n, 2)), stream.subset(range(1, n, 2)), basis, labelled)
 
 
-def judge_images(source, x, y, images, cal, progress) -> Judge:
+def judge_images(ctx, cal) -> Judge:
     """Labelled eval images when there are some, else calibration images held out from calibration."""
-    if y is not None and source.pretrained and len(x) >= 2:
-        sx, sy, hx, hy = halves(x, y)
-        return Judge(sx, sy, hx, hy, f"top-1 on labelled eval images: layers chosen on {len(sx)}, figure on the "
-                                     f"other {len(hx)} (held out)")
+    stream = ctx.images
+    n = len(stream)
+    if ctx.labelled and n >= 2:
+        return Judge.halves(stream, f"top-1 on labelled eval images: layers chosen on {(n + 1) // 2}, figure on the "
+                                    f"other {n // 2} (held out)", True)
     held = cal.held_out
     if held is not None and len(held) >= 2:
         idx = np.linspace(0, len(held) - 1, min(len(held), MAX_HELD_OUT_IMAGES)).round().astype(int)
-        jx, _ = load_array(held.subset(sorted(set(idx.tolist()))), source.preprocess, progress,
-                           "reading held-out images")
-        sx, _, hx, _ = halves(jx)
-        return Judge(sx, None, hx, None, f"top-1 agreement with FP32 on calibration-folder images held out from "
-                                         f"calibration: layers chosen on {len(sx)}, figure on the other {len(hx)}")
-    same = cal.kind in ("images", "builtin") and Path(cal.source).resolve() == Path(images.root).resolve()
+        hs = ImageStream(held.subset(sorted(set(idx.tolist()))), ctx.source.preprocess).cache(
+            ctx.progress, "reading held-out images")
+        m = len(hs)
+        return Judge.halves(hs, f"top-1 agreement with FP32 on calibration-folder images held out from "
+                                f"calibration: layers chosen on {(m + 1) // 2}, figure on the other {m // 2}", False)
+    same = cal.kind in ("images", "builtin") and Path(cal.source).resolve() == Path(stream.images.root).resolve()
     what = "also calibrated on" if same else "not used for calibration"
-    if len(x) < 2:
-        return Judge(x, None, x, None, f"top-1 agreement with FP32 on {len(x)} eval image ({what})")
-    sx, _, hx, _ = halves(x)
-    return Judge(sx, None, hx, None, f"top-1 agreement with FP32 on eval images ({what}): layers chosen on "
-                                     f"{len(sx)}, figure on the other {len(hx)}")
+    if n < 2:
+        return Judge(stream, stream, f"top-1 agreement with FP32 on {n} eval image ({what})", False)
+    return Judge.halves(stream, f"top-1 agreement with FP32 on eval images ({what}): layers chosen on "
+                                f"{(n + 1) // 2}, figure on the other {n // 2}", False)
 
 
 def resolve_budget(max_drop, n_held: int) -> tuple[float | None, str]:
@@ -75,9 +71,9 @@ def resolve_budget(max_drop, n_held: int) -> tuple[float | None, str]:
         return float(max_drop), "--max-drop"
     need = int(np.ceil(100 / DEFAULT_MAX_DROP))
     if n_held < need:
-        return None, (f"default {DEFAULT_MAX_DROP:g}-point budget not applied: {n_held} held-out images (1 image = "
-                      f"{100 / max(n_held, 1):.1f} points; it needs {need}); pass --eval-data with 200+ labelled "
-                      "images or --calib-data with 200+ more images than --calib-size, or set --max-drop")
+        return None, (f"default {DEFAULT_MAX_DROP:g}-point budget not applied: {n_held} held-out images cannot show a "
+                      f"{DEFAULT_MAX_DROP:g}-point drop (it takes {need}); pass --eval-data with 200+ labelled images "
+                      "or --calib-data with 200+ more images than --calib-size, or set --max-drop")
     return DEFAULT_MAX_DROP, f"default ({DEFAULT_MAX_DROP:g} point; --max-drop sets it, --max-drop off removes it)"
 
 
@@ -95,33 +91,36 @@ def int8_stage(ctx, q) -> dict:
     from .calib import calibration_set
     from .common import read_onnx_meta
 
-    source, tmp, fp32_path, x, y, images = ctx.source, ctx.tmp, ctx.fp32_path, ctx.x, ctx.y, ctx.images
+    source, tmp, fp32_path = ctx.source, ctx.tmp, ctx.fp32_path
     notes, progress, threads, timing = ctx.notes, ctx.progress, ctx.threads, ctx.timing
     cfg, copts, max_drop, max_float_layers = q.config(), q.calib(), q.max_drop, q.max_float_layers
-    cal = calibration_set(source, copts, notes)
-    judge = judge_images(source, x, y, images, cal, progress)
-    budget, budget_source = resolve_budget(max_drop, len(judge.held_x))
+    cal = calibration_set(source, copts, notes, progress)
+    judge = judge_images(ctx, cal)
+    budget, budget_source = resolve_budget(max_drop, len(judge.held))
     if budget is None and max_drop is None:
         notes.append(budget_source)
 
-    def logits_of(path: Path, xs):
-        with OnnxRuntimeRunner(path) as r:
-            return run_batched(r, xs)
+    def fp32_on(images, desc):
+        with OnnxRuntimeRunner(fp32_path) as r:
+            return outcomes([r], images, progress=progress, desc=desc)[0]
 
-    def score(logits, labels, ref) -> float:
-        return accuracy(logits, labels)["top1"] if labels is not None else agreement(logits, ref)["top1_agreement"]
+    def score(o, ref) -> float:
+        return o.accuracy()["top1"] if judge.labelled else o.top1_agreement_with(ref)
 
-    sel_ref, held_ref = logits_of(fp32_path, judge.sel_x), logits_of(fp32_path, judge.held_x)
-    sel_base = score(sel_ref, judge.sel_y, sel_ref)
-    held_base = score(held_ref, judge.held_y, held_ref)
+    sel_ref = fp32_on(judge.sel, "FP32 on the selection images")
+    sel_base = score(sel_ref, sel_ref)
 
     def metric(path: Path) -> float:
-        return score(logits_of(path, judge.sel_x), judge.sel_y, sel_ref)
+        with OnnxRuntimeRunner(path) as r:
+            return score(outcomes([r], judge.sel, progress=progress, desc=f"judging {path.name}")[0], sel_ref)
 
-    sub, sub_ref = judge.sel_x[:64], sel_ref[:64]
+    sub = judge.sel.head(64)
+    with OnnxRuntimeRunner(fp32_path) as r:
+        sub_ref = run_batched(r, sub)
 
     def sensitivity(path: Path) -> float:
-        return float(((logits_of(path, sub) - sub_ref) ** 2).mean())
+        with OnnxRuntimeRunner(path) as r:
+            return float(((run_batched(r, sub) - sub_ref) ** 2).mean())
 
     key = calibration.cache_key(sha256_file(fp32_path), source.preprocess, {**cfg.method_fields(),
                                 "target": cfg.target}, cal)
@@ -129,11 +128,14 @@ def int8_stage(ctx, q) -> dict:
     int8_path = tmp / "model_int8.onnx"
     guard = GuardOptions(metric, sel_base, budget, sensitivity, max_float_layers)
     result = quantize_with_guard(fp32_path, int8_path, cfg, cal, cache_file, key, guard, progress)
-    held_int8 = logits_of(int8_path, judge.held_x)
-    held_score = score(held_int8, judge.held_y, held_ref)
+    with OnnxRuntimeRunner(fp32_path) as ref_r, OnnxRuntimeRunner(int8_path) as int8_r:
+        held_ref, held_int8 = outcomes([ref_r, int8_r], judge.held, reference=0, progress=progress,
+                                       desc="FP32 and INT8 on the held-out images")
+    held_base = score(held_ref, held_ref)
+    held_score = score(held_int8, held_ref)
     held_drop = held_base - held_score
     within = None if budget is None else held_drop <= budget
-    layers = _explain(fp32_path, int8_path, judge.sel_x, result)
+    layers = _explain(fp32_path, int8_path, judge.sel, result)
     qmodel = load_checked(int8_path)
     write_meta(qmodel, {**read_onnx_meta(fp32_path), "precision": "int8", "quantization": cfg.to_dict(),
                         "calibration": cal.describe()})
@@ -143,7 +145,7 @@ def int8_stage(ctx, q) -> dict:
     if within is False:
         int8_path = int8_path.rename(tmp / "model_int8_over_budget.onnx")
     ops = op_counts(qmodel)
-    lat = compare_latency({"fp32": fp32_path, "int8": int8_path}, x, timing, threads, progress)
+    lat = compare_latency({"fp32": fp32_path, "int8": int8_path}, ctx.sample(1), timing, threads, progress)
     speedup = lat["fp32"]["median_ms"] / lat["int8"]["median_ms"]
     if cfg.target == "tensorrt":
         notes.append("the TensorRT-form Q/DQ graph was timed on this CPU with onnxruntime, which is not its target: "
@@ -163,14 +165,14 @@ def int8_stage(ctx, q) -> dict:
         "file": int8_path.name, "artifact": artifact_facts(int8_path), "config": cfg.to_dict(),
         "calibration": cal.describe(), "judged_by": judge.basis, "max_drop": budget,
         "budget": {"max_drop": budget, "source": budget_source}, **desc,
-        "selection": {"images": int(len(judge.sel_x)), "baseline": sel_base, "metric": result.metric,
+        "selection": {"images": int(len(judge.sel)), "baseline": sel_base, "metric": result.metric,
                       "drop": result.drop},
-        "held_out": {"images": int(len(judge.held_x)), "baseline": held_base, "metric": held_score,
+        "held_out": {"images": int(len(judge.held)), "baseline": held_base, "metric": held_score,
                      "drop": held_drop},
         "qdq_nodes": ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0),
         "size_ratio_to_fp32": int8_path.stat().st_size / fp32_path.stat().st_size,
-        "agreement_with_fp32": agreement(held_int8, held_ref),
-        "accuracy_delta": None if judge.held_y is None else held_score - held_base,
+        "agreement_with_fp32": held_int8.agreement(),
+        "accuracy_delta": held_score - held_base if judge.labelled else None,
         **layers,
         "latency": lat, "speedup_vs_fp32": speedup,
         "latency_delta_ms": lat["int8"]["median_ms"] - lat["fp32"]["median_ms"],
@@ -178,14 +180,14 @@ def int8_stage(ctx, q) -> dict:
     }
 
 
-def _explain(fp32_path: Path, int8_path: Path, sel_x: np.ndarray, result) -> dict:
+def _explain(fp32_path: Path, int8_path: Path, sel: ImageStream, result) -> dict:
     """The per-layer table (onnxruntime's qdq_loss_debug), against the graph the quantizer read."""
     import tempfile
 
     from ..quantize.explain import images_for, layer_table
     from ..quantize.ort import preprocess_for_quantization
 
-    xs = images_for(sel_x)
+    xs = images_for(sel)
     with tempfile.TemporaryDirectory(prefix="edgekit-explain-") as d:
         pre = Path(d) / "pre.onnx"
         preprocess_for_quantization(fp32_path, pre)

@@ -26,8 +26,7 @@ def mixed_candidates(s, max_drop: float, backends: list[str], notes: list[str]) 
     every backend), then one candidate per backend and scheduled k. None when full INT8 already fits."""
     from ..quantize.guard import GuardOptions, quantize_with_guard
 
-    sel_x, _, sel_ref = s.halves["selection"]
-    sub, sub_ref = sel_x[:64], sel_ref[:64]
+    sub, sub_ref = s.halves["selection"].head(64), s.sensitivity_ref
 
     def worst(path: Path) -> float:
         return min(_score_on(s, be, path) for be in backends)

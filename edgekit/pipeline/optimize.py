@@ -11,8 +11,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from ..data import calibration
 from ..errors import EdgekitError
 from ..fsutil import sha256_file
@@ -38,7 +36,7 @@ def optimize_artifact(ctx, q, g) -> dict:
     from ..graph.info import load_checked
     from .calib import calibration_set
 
-    source, tmp, fp32_path, x, y = ctx.source, ctx.tmp, ctx.fp32_path, ctx.x, ctx.y
+    source, tmp, fp32_path = ctx.source, ctx.tmp, ctx.fp32_path
     notes, progress, threads, timing = ctx.notes, ctx.progress, ctx.threads, ctx.timing
     objective, time_budget, max_drop = g.optimize, g.time_budget, q.max_drop
     base_cfg, copts = q.config(), q.calib()
@@ -46,13 +44,14 @@ def optimize_artifact(ctx, q, g) -> dict:
     max_drop = 1.0 if max_drop is None else max_drop
     backends = ["onnxruntime"] + (["openvino"] if registry.available("openvino") else [])
     if len(backends) == 1:
-        notes.append("OpenVINO is not installed, so only onnxruntime candidates were tried "
-                     "(pip install 'edgekit[openvino]')")
-    cal = calibration_set(source, copts, notes)
+        from .._optional import extra_hint
+
+        notes.append(f"OpenVINO is not installed, so only onnxruntime candidates were tried ({extra_hint('openvino')})")
+    cal = calibration_set(source, copts, notes, progress)
     key = calibration.cache_key(sha256_file(fp32_path), source.preprocess, {**base_cfg.method_fields(),
                                 "target": "cpu"}, cal)
     cache_file = Path(copts.cache) if copts.cache else calibration.DEFAULT_CACHE_DIR / f"{source.name}-{key[:16]}.json"
-    s = Search(source, tmp, fp32_path, x, y, Quantizing(base_cfg, cal, cache_file, key),
+    s = Search(source, tmp, fp32_path, ctx.images, Quantizing(base_cfg, cal, cache_file, key),
                 Running(threads, timing, progress), g.drop_rule)
 
     # round 1: precision, op exclusions, backends; FP32 always (the answer of last resort), the rest while time lasts
@@ -91,7 +90,8 @@ def optimize_artifact(ctx, q, g) -> dict:
         from ..prune.finetune import FinetuneConfig
         from .pruned import FinetuneSearch, pruned_round, ship_pruned
 
-        fs = FinetuneSearch(g.finetune_data, g.prune_ratios, FinetuneConfig(epochs=g.finetune_epochs),
+        fs = FinetuneSearch(g.finetune_data, g.prune_ratios, FinetuneConfig(epochs=g.finetune_epochs,
+                                                                            augment=g.finetune_augment),
                             cache_file.parent, g.opset, g.dynamic_batch, g.prune_depth)
         more, pruned = pruned_round(s, fs, measured, max_drop, backends, clock)
         measured += more
@@ -100,7 +100,7 @@ def optimize_artifact(ctx, q, g) -> dict:
     int8 = next((m for m in measured if m.candidate.name == "onnxruntime-int8"), None)
     profile, steps = {}, []
     if int8 is not None and clock.allows("profiled op types", 2):
-        profile = op_times(tmp / int8.file, np.ascontiguousarray(x[:1]), threads)
+        profile = op_times(tmp / int8.file, s.sample, threads)
         op_types = {n.op_type for n in load_checked(fp32_path).graph.node}
         order = profiled_exclusions(profile, op_types)
         best = int8
@@ -148,7 +148,10 @@ def optimize_artifact(ctx, q, g) -> dict:
         notes.append(f"--time-budget {time_budget:g} s: stopped starting candidates after {clock.spent():.0f} s; "
                      f"skipped {', '.join(clock.skipped)}")
 
-    best = best or choose(measured, max_drop, objective)
+    best, veto = opt.held_out_veto(best or choose(measured, max_drop, objective), measured, max_drop, objective,
+                                   len(s.halves["judge"]))
+    if veto:
+        notes.append(veto["note"])
     src_file = tmp / best.file
     chosen = tmp / f"model_best{src_file.suffix}"
     shutil.copyfile(src_file, chosen)
@@ -158,14 +161,11 @@ def optimize_artifact(ctx, q, g) -> dict:
     runtime = {"backend": best.candidate.backend, "threads": threads, "options": dict(best.candidate.runtime)}
     (tmp / "model_best.runtime.json").write_text(json.dumps(runtime, indent=2) + "\n")
     ort_fp32 = next(m for m in measured if m.candidate.name == "onnxruntime-fp32")
-    notes.append(f"--optimize {objective}: chose {best.candidate.name} ({best.latency_ms:.3f} ms, drop "
-                 f"{best.drop:.2f} on the {len(s.halves['selection'][0])} selection images"
-                 f"{f' + one standard error, {best.margin:.2f}, under --drop-rule one-se' if best.margin else ''}, "
-                 f"{best.extra['judge_drop']:.2f} on the {len(s.halves['judge'][0])} judge images); "
+    notes.append(f"--optimize {objective}: shipped {best.candidate.name} ({best.latency_ms:.3f} ms, drop "
+                 f"{best.extra['judge_drop']:.2f} on the {len(s.halves['judge'])} held-out judge images, "
+                 f"{best.drop:.2f} on the {len(s.halves['selection'])} selection images it was chosen on"
+                 f"{f' + one standard error, {best.margin:.2f}, under --drop-rule one-se' if best.margin else ''}); "
                  f"onnxruntime FP32 ran {ort_fp32.latency_ms:.3f} ms")
-    held_out = opt.held_out_note(best.extra["judge_drop"], len(s.halves["judge"][0]), max_drop)
-    if held_out:
-        notes.append(held_out)
     sure = best.extra.get("drop_uncertainty")
     if sure and sure["high"] > max_drop:
         notes.append(opt.uncertainty_note(sure, max_drop))
@@ -174,7 +174,7 @@ def optimize_artifact(ctx, q, g) -> dict:
                      "model_best.runtime.json records them and `edgekit profile` applies them")
     return {"objective": objective, "max_drop": max_drop, "drop_rule": g.drop_rule, **s.describe_split(),
             "mixed_precision": mixed, "pruned": pruned, "shipped_with_choice": shipped,
-            "time_budget": clock.describe(), "runoff": runoff,
+            "time_budget": clock.describe(), "runoff": runoff, "vetoed": veto,
             "choice": {**best.to_dict(), "file": chosen.name, "source_file": best.file},
             "candidates": [m.to_dict() for m in measured], "threads": threads,
             "int8_profile_ms": profile, "profiled_search": steps}

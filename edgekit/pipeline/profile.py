@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from ..data.images import load_array
+from .. import dist
+from ..data.stream import ImageStream
 from ..fsutil import check_out_dir, staged_dir
 from ..graph.export import onnx_from_torch
 from ..measure.facts import artifact_facts
-from ..measure.quality import evaluate, reference_logits
+from ..measure.quality import outcomes
 from ..measure.timing import TimingOptions, measure
 from ..models.source import ModelSource, PreprocessOverrides, is_onnx, open_model, open_onnx
 from ..progress import make_progress
@@ -54,8 +53,14 @@ class ProfileRequest:
         return Path(self.out) if self.out else default_profile_out(self.model, self.backend, self.device)
 
 
-def profile_model(request: ProfileRequest) -> dict:
-    """Size, params, MACs, latency, peak memory and accuracy (or agreement with a reference) of one model."""
+GPU_SAMPLE = 64  # images the GPU side-by-side builds its batches from (up to the engine's largest batch)
+
+
+def profile_model(request: ProfileRequest) -> dict | None:
+    """Size, params, MACs, latency, peak memory and accuracy (or agreement with a reference) of one model.
+
+    The evaluation images stream through the model a batch at a time. Under torchrun each process evaluates its
+    shard of them (the outcomes are gathered), rank 0 alone times the model and writes; the others return None."""
     from ..backends import registry
 
     r = request
@@ -71,26 +76,33 @@ def profile_model(request: ProfileRequest) -> dict:
     notes = list(source.notes)
     images = images_for(source, eval_data, max_images, notes)
     ref_src = open_onnx(Path(reference)) if reference else None
-    with make_progress() as progress:
-        x, y = load_array(images, source.preprocess, progress)
-        image_notes(images, notes)
+    with dist.process_group(), make_progress(show=dist.is_main_process()) as progress:
+        stream = ImageStream(images, source.preprocess)
         runner = _runner(source, backend, device, threads)
+        ref_runner = None
         try:
-            measured = measure(runner, np.ascontiguousarray(x[:max(1, timing.batch)]), timing, progress)
-            if hasattr(runner, "compute_ms"):  # TensorRT: GPU compute time (CUDA events, no copies) beside e2e
-                from ..measure.gpu import engine_gpu_rows, relative_to, torch_cuda_rows
-
-                rows = engine_gpu_rows(runner, x, timing, progress)
-                rows += torch_cuda_rows(source, source.onnx_path, x, runner.max_batch, timing, progress, notes)
-                measured["gpu_side_by_side"] = relative_to(rows, "torch fp32")
-            ref_logits = None
+            measured = _timed(runner, source, stream, timing, progress, notes) if dist.is_main_process() else {}
+            dist.barrier()  # the other processes wait while rank 0 times: nothing runs beside the timing
+            runner.activate()
             if ref_src is not None:
-                ref_logits = reference_logits(ref_src, x)
-            _, quality = evaluate(runner, x, y if source.pretrained else None, ref_logits, progress)
+                from ..backends.onnxruntime import OnnxRuntimeRunner
+
+                ref_runner = OnnxRuntimeRunner(ref_src.onnx_path).activate()
+            o = outcomes([runner], stream, reference=ref_runner, progress=progress)[0]
+            quality = {}
+            if stream.labelled and source.pretrained:
+                quality["accuracy"] = o.accuracy()
+            if ref_runner is not None:
+                quality["agreement"] = o.agreement()
+            image_notes(images, notes)
             backend_facts = runner.describe()
         finally:
             runner.deactivate()
-    if y is not None and not source.pretrained:
+            if ref_runner is not None:
+                ref_runner.deactivate()
+        if not dist.is_main_process():
+            return None
+    if stream.labelled and not source.pretrained:
         quality["accuracy"] = {"model": "n/a (random weights)"}
     elif "accuracy" in quality:
         quality["accuracy"] = {backend: quality["accuracy"]}
@@ -113,6 +125,22 @@ def profile_model(request: ProfileRequest) -> dict:
             out=str(out), environment=report_mod.environment(threads), notes=notes)
         report_mod.write(rep, tmp)
     return rep
+
+
+def _timed(runner, source: ModelSource, stream, timing: TimingOptions, progress, notes: list[str]) -> dict:
+    """Latency and peak memory on the first evaluation images; for TensorRT, GPU compute time beside end to end
+    and the side by side with PyTorch on CUDA."""
+    import numpy as np
+
+    measured = measure(runner, np.ascontiguousarray(stream.head(max(1, timing.batch))), timing, progress)
+    if hasattr(runner, "compute_ms"):  # TensorRT: GPU compute time (CUDA events, no copies) beside e2e
+        from ..measure.gpu import engine_gpu_rows, relative_to, torch_cuda_rows
+
+        x = stream.head(GPU_SAMPLE)
+        rows = engine_gpu_rows(runner, x, timing, progress)
+        rows += torch_cuda_rows(source, source.onnx_path, x, runner.max_batch, timing, progress, notes)
+        measured["gpu_side_by_side"] = relative_to(rows, "torch fp32")
+    return measured
 
 
 def _runner(source: ModelSource, backend: str, device: str, threads: int | None):

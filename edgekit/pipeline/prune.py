@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 from dataclasses import dataclass, field
@@ -9,19 +10,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import load_array, scan
+from .. import dist
+from ..data.images import scan
+from ..data.stream import ImageStream
+from ..data.train import Augment, TrainImages
 from ..errors import EdgekitError
 from ..fsutil import atomic_write_bytes, check_out_dir, staged_dir, write_json
 from ..graph.export import onnx_from_torch, simplify, write_onnx_with_meta
 from ..measure.facts import artifact_facts
-from ..measure.quality import Tolerance, verify
+from ..measure.quality import Tolerance, outcomes, verify
 from ..measure.timing import TimingOptions, compare_latency
 from ..models.source import PreprocessOverrides, is_onnx, open_model
 from ..progress import make_progress
-from ..prune.finetune import FinetuneConfig, finetune, is_main_process
+from ..prune.finetune import FinetuneConfig, finetune
 from ..prune.plan import PruneConfig, gzip_size, prune, sparsify
 from ..report import document as report_mod
-from ..stats import accuracy, agreement
 
 
 def _torch_logits(model, x) -> np.ndarray:
@@ -31,10 +34,19 @@ def _torch_logits(model, x) -> np.ndarray:
         return np.concatenate([r.infer(x[i:i + 64]) for i in range(0, len(x), 64)])
 
 
-def _quality(logits, y, ref_logits) -> dict:
-    if y is not None:
-        return {"top1": accuracy(logits, y)["top1"], "top5": accuracy(logits, y)["top5"], "basis": "labels"}
-    return {"top1": agreement(logits, ref_logits)["top1_agreement"], "basis": "agreement with unpruned"}
+def _torch_outcomes(model, images, progress, desc: str):
+    """The model on every evaluation image, 64 at a time (under torchrun, each process on its shard)."""
+    from ..backends.torch import TorchRunner
+
+    with TorchRunner(model) as r:
+        return outcomes([r], images, progress=progress, desc=desc, batch_size=64, chunk=64)[0]
+
+
+def _quality(o, ref) -> dict:
+    if o.acc is not None:
+        acc = o.accuracy()
+        return {"top1": acc["top1"], "top5": acc["top5"], "basis": "labels"}
+    return {"top1": o.top1_agreement_with(ref), "basis": "agreement with unpruned"}
 
 
 @dataclass(frozen=True)
@@ -88,59 +100,63 @@ def prune_model(request: PruneRequest, *, timing: TimingOptions | None = None) -
     student, teacher = source.torch_model, copy.deepcopy(source.torch_model).eval()
     shape = source.input_shape
     notes: list[str] = []
-    with make_progress(show=is_main_process()) as progress:
-        evalset = scan(eval_data, source.categories, source.num_classes) if eval_data else None
-        ftset = scan(finetune_data, source.categories, source.num_classes) if finetune_data else None
-        if ftset is not None and evalset is None:
-            # hold out every fifth fine-tuning image to choose the best epoch and report accuracy
-            held = [i for i in range(len(ftset)) if i % 5 == 0]
-            evalset = ftset.subset(held)
-            ftset = ftset.subset([i for i in range(len(ftset)) if i % 5])
-            notes.append(f"no --eval-data: {len(evalset)} of the fine-tuning images held out for evaluation")
-        xe = ye = None
-        if evalset is not None:
-            xe, ye = load_array(evalset, source.preprocess, progress, "reading eval images")
-            if not source.pretrained:
-                ye = None
-        stages: dict = {}
-        ref = _torch_logits(teacher, xe) if xe is not None else None
+    with make_progress(show=dist.is_main_process()) as progress, contextlib.ExitStack() as closing:
+        with dist.process_group():  # under torchrun: the processes evaluate and train side by side until here
+            evalset = scan(eval_data, source.categories, source.num_classes) if eval_data else None
+            ftset = scan(finetune_data, source.categories, source.num_classes) if finetune_data else None
+            if ftset is not None and evalset is None:
+                # hold out every fifth fine-tuning image to choose the best epoch and report accuracy
+                held = [i for i in range(len(ftset)) if i % 5 == 0]
+                evalset = ftset.subset(held)
+                ftset = ftset.subset([i for i in range(len(ftset)) if i % 5])
+                notes.append(f"no --eval-data: {len(evalset)} of the fine-tuning images held out for evaluation")
+            evals = None
+            if evalset is not None:
+                evals = closing.enter_context(ImageStream(evalset, source.preprocess)).cache(progress,
+                                                                                            "reading eval images")
+                closing.callback(evals.close)
+                if not source.pretrained:
+                    evals = evals.unlabelled()
+            stages: dict = {}
+            ref = _torch_outcomes(teacher, evals, progress, "unpruned model") if evals is not None else None
 
-        def record(stage: str, m) -> None:
-            import torch
-            import torch_pruning as tp
+            def record(stage: str, m) -> None:
+                import torch
+                import torch_pruning as tp
 
-            macs, params = tp.utils.count_ops_and_params(m, torch.zeros(*shape))
-            entry = {"params": int(params), "macs": int(macs),
-                     "state_dict_gzip_bytes": gzip_size(m.state_dict())}
-            if xe is not None:
-                entry["quality"] = _quality(_torch_logits(m, xe), ye, ref)
-            stages[stage] = entry
+                macs, params = tp.utils.count_ops_and_params(m, torch.zeros(*shape))
+                entry = {"params": int(params), "macs": int(macs),
+                         "state_dict_gzip_bytes": gzip_size(m.state_dict())}
+                if evals is not None:
+                    entry["quality"] = _quality(ref if m is teacher else _torch_outcomes(m, evals, progress, stage),
+                                                ref)
+                stages[stage] = entry
 
-        record("unpruned", teacher)
-        plan = None
-        if cfg is not None:
-            taylor = None
-            from ..prune.importance import needs_gradients
+            record("unpruned", teacher)
+            plan = None
+            if cfg is not None:
+                taylor = None
+                from ..prune.importance import needs_gradients
 
-            if needs_gradients(cfg.importance):
-                src = ftset or evalset
-                if src is None:
-                    raise EdgekitError("--importance taylor needs images: pass --finetune-data or --eval-data")
-                tx, ty = load_array(src.subset(range(min(64, len(src)))), source.preprocess, progress)
-                taylor = [(tx[i:i + 16], None if ty is None else ty[i:i + 16]) for i in range(0, len(tx), 16)]
-            plan = prune(student, card, shape, cfg, taylor)
-            plan["base_weights"] = {"source": source.weights, "sha256": source.weights_sha256}
-            record("pruned", student)
-        history = None
-        if ftset is not None:
-            xt, yt = load_array(ftset, source.preprocess, progress, "reading fine-tuning images")
-            if not source.pretrained:
-                notes.append("fine-tuning a randomly initialised model: accuracy figures are not meaningful")
-            state_file = out.parent / f".{out.name}.finetune-state.pt"
-            history = finetune(student, teacher, xt, yt if ftset.labelled else None, ft or FinetuneConfig(),
-                               (xe, ye) if xe is not None else None, state_file, progress)
-            record("finetuned", student)
-        if not is_main_process():
+                if needs_gradients(cfg.importance):
+                    src = ftset or evalset
+                    if src is None:
+                        raise EdgekitError("--importance taylor needs images: pass --finetune-data or --eval-data")
+                    tx, ty = ImageStream(src, source.preprocess).subset(range(min(64, len(src)))).array()
+                    taylor = [(tx[i:i + 16], None if ty is None else ty[i:i + 16]) for i in range(0, len(tx), 16)]
+                plan = prune(student, card, shape, cfg, taylor)
+                plan["base_weights"] = {"source": source.weights, "sha256": source.weights_sha256}
+                record("pruned", student)
+            history = None
+            if ftset is not None:
+                if not source.pretrained:
+                    notes.append("fine-tuning a randomly initialised model: accuracy figures are not meaningful")
+                state_file = out.parent / f".{out.name}.finetune-state.pt"
+                ft = ft or FinetuneConfig()
+                train = TrainImages(ImageStream(ftset, source.preprocess), Augment(ft.augment))
+                history = finetune(student, teacher, train, ft, evals, state_file, progress)
+                record("finetuned", student)
+        if not dist.is_main_process():
             return None  # another torchrun process: it trained alongside rank 0, which writes the output
         sparse = None
         if sparsity is not None:
@@ -170,7 +186,7 @@ def prune_model(request: PruneRequest, *, timing: TimingOptions | None = None) -
                 "categories": source.categories, "preprocess": source.preprocess.to_dict(), "precision": "fp32",
                 "pruning": None if plan is None else {"ratio": cfg.ratio, "layers": len(plan["layers"]),
                                                       **({"units": plan["units"]} if "units" in plan else {})}})
-            x = xe if xe is not None else np.zeros(shape, np.float32)
+            x = evals.head(64) if evals is not None else np.zeros(shape, np.float32)
             verification = verify(fp32, x[:64], _torch_logits(student, x[:64]), Tolerance())
             base = tmp / "unpruned.onnx"
             onnx_from_torch(teacher, shape, base)

@@ -90,13 +90,17 @@ class PrunedModels:
         self._weights: str | None = None
 
     def _images(self):
+        """(the fine-tuning images as a stream, their fingerprint): read a batch at a time, never held."""
         if self._data is None:
-            from ..data.images import load_array, scan
+            from ..data.images import scan
+            from ..data.stream import ImageStream
+            from ..data.train import Augment, TrainImages
 
             src = self.s.source
             images = scan(self.fs.data, src.categories, src.num_classes)
-            x, y = load_array(images, src.preprocess, self.progress, "reading fine-tuning images")
-            self._data = (x, y if images.labelled and src.pretrained else None, images.fingerprint())
+            stream = ImageStream(images, src.preprocess)
+            stream = stream if images.labelled and src.pretrained else stream.unlabelled()
+            self._data = (TrainImages(stream, Augment(self.fs.config.augment)), images.fingerprint())
         return self._data
 
     def cache_file(self, ratio: float) -> Path:
@@ -105,7 +109,7 @@ class PrunedModels:
             from ..models.weights import weights_sha256
 
             self._weights = weights_sha256(s.source.torch_model)
-        key = pruned_key(self._weights, ratio, self.round_to, asdict(self.fs.config), self._images()[2],
+        key = pruned_key(self._weights, ratio, self.round_to, asdict(self.fs.config), self._images()[1],
                          s.source.preprocess.to_dict(), self.fs.depth)
         depth = f"-depth-{self.fs.depth:g}" if self.fs.depth else ""
         return self.fs.cache_dir / f"{s.source.name}-pruned-{ratio:g}{depth}-{key[:16]}.pt"
@@ -121,7 +125,7 @@ class PrunedModels:
         from ..prune.plan import PruneConfig, prune
 
         s, source = self.s, self.s.source
-        x, y, _ = self._images()
+        train, _ = self._images()
         teacher = source.torch_model.eval()
         student = copy.deepcopy(teacher)
         plan = prune(student, get_card(source.name), source.input_shape, PruneConfig(ratio, round_to=self.round_to,
@@ -132,7 +136,7 @@ class PrunedModels:
             history = saved["history"]
         else:
             state = cache.with_name(cache.stem + ".finetune-state.pt")  # an interrupted run resumes here
-            history = finetune(student, teacher, x, y, self.fs.config, None, state, self.progress)
+            history = finetune(student, teacher, train, self.fs.config, None, state, self.progress)
             _save(cache, {"state": student.state_dict(), "history": history}, atomic_write_bytes)
             state.unlink(missing_ok=True)
         student.eval()
@@ -143,9 +147,10 @@ class PrunedModels:
         plan["pruned_weights_sha256"] = sha256_file(folder / "pruned_state_dict.pt")
         write_json(folder / "plan.json", plan)
         path = _export(student, source, folder / "model.onnx", ratio, self.fs)
+        x = s.images.head(32)
         with torch.no_grad():
-            ref = student(torch.from_numpy(s.x[:32])).numpy()
-        checked = verify(path, s.x[:32], ref, Tolerance())  # raises when the file disagrees with its model
+            ref = student(torch.from_numpy(x)).numpy()
+        checked = verify(path, x, ref, Tolerance())  # raises when the file disagrees with its model
         self.fp32[ratio] = path
         self.info[f"{ratio:g}"] = {"round_to": self.round_to, "cache": {"file": str(cache), "hit": saved is not None},
                                    "finetune_s": round(time.monotonic() - started, 1),
@@ -229,11 +234,11 @@ def _int8_recipe(measured, max_drop: float) -> Candidate | None:
     return min(ok, key=lambda m: (m.latency_ms, m.candidate.name)).candidate if ok else None
 
 
-def _step_seconds(model, x, batch_size: int) -> float:
+def _step_seconds(model, images, batch_size: int) -> float:
     """One distillation step of the unpruned model, timed: an upper bound per step of a pruned one."""
     import torch
 
-    student, xb = copy.deepcopy(model).train(), torch.from_numpy(x[:batch_size])
+    student, xb = copy.deepcopy(model).train(), torch.from_numpy(images.head(batch_size))
     start = time.monotonic()
     with torch.no_grad():
         model(xb)
@@ -250,7 +255,7 @@ def pruned_round(s, fs: FinetuneSearch, measured, max_drop: float, backends: lis
     round_to = channel_rounding(backends[0], set(cpu_info()[1]))
     int8_like = _int8_recipe(measured, max_drop)
     models = s.pruned = PrunedModels(s, fs, round_to, s.progress)
-    x = models._images()[0]
+    x = models._images()[0]  # a stream: its length and, for the estimate, one batch
     steps = fs.config.epochs * max(1, len(x) * 9 // 10 // fs.config.batch_size)
     per_finetune, out = None, []
     with track_progress(s.progress) as prog:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..data.train import Augment
 from ..errors import EdgekitError
 from ..models.source import PreprocessOverrides, is_onnx
 
@@ -39,6 +40,7 @@ class GraphOptions:
     finetune_epochs: int = 3
     drop_rule: str = "point"  # how --optimize holds a candidate to --max-drop: its drop, or its drop + one SE
     prune_depth: float = 0.0  # ShuffleNetV2's pruned candidates also lose this share of each stage's units
+    finetune_augment: str = "crop-flip"  # the fine-tuning images' augmentation (edgekit.data.train.Augment)
 
     def __post_init__(self) -> None:
         from .candidates import DROP_RULES, OBJECTIVES
@@ -54,6 +56,7 @@ class GraphOptions:
                                "one or more shares of channels to remove, each in (0, 1), e.g. 0.25,0.5")
         if self.finetune_epochs < 1:
             raise EdgekitError(f"--finetune-epochs {self.finetune_epochs}: give at least 1")
+        Augment(self.finetune_augment)  # an unknown name lists the choices
         if not 0 <= self.prune_depth < 1:
             raise EdgekitError(f"--prune-depth {self.prune_depth:g}: give the share of units to remove, in [0, 1)")
 
@@ -247,8 +250,9 @@ def _refusals(r: ExportRequest) -> None:
         raise EdgekitError("--prune with --plan: the plan is already pruned; give one of them")
     if g.finetune_data is not None:
         _finetune_refusals(r)
-    elif g.prune_depth:
-        raise EdgekitError("--prune-depth shapes the pruned candidates of --finetune-data: add --finetune-data")
+    elif g.prune_depth or g.finetune_augment != GraphOptions.finetune_augment:
+        flag = "--prune-depth" if g.prune_depth else f"--augment {g.finetune_augment}"
+        raise EdgekitError(f"{flag} shapes the pruned candidates of --finetune-data: add --finetune-data")
     if b.name == "tensorrt" and b.build_on == "board" and q.precision == "fp32":
         raise EdgekitError("a Jetson bundle carries an INT8 or FP16 model: add --int8 or --fp16")
     if b.name == "tensorrt":

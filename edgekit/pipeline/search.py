@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import load_array
-from ..measure.quality import run_batched
+from ..data.stream import ImageStream
+from ..measure.quality import outcomes
 from ..measure.timing import TimingOptions, head_to_head, sweep_order, time_runner
 from ..quantize.config import QuantConfig
-from ..stats import paired_drop, topk_correct
+from ..stats import paired_drop
 from . import candidates as opt
 from .candidates import Candidate, Measured, drop_margin, runner_for
 from .runoff import RUNOFF_ROUNDS
@@ -46,52 +46,47 @@ class Running:
 class Search:
     """Shared state of one --optimize run: the calibration set, the judge images, built files, measurements."""
 
-    def __init__(self, source, tmp: Path, fp32_path: Path, x, y, quant: Quantizing, run: Running,
+    def __init__(self, source, tmp: Path, fp32_path: Path, images: ImageStream, quant: Quantizing, run: Running,
                  drop_rule: str = "point") -> None:
-        self.source, self.tmp, self.fp32_path, self.x = source, tmp, fp32_path, x
+        self.source, self.tmp, self.fp32_path, self.images = source, tmp, fp32_path, images
         self.drop_rule = drop_rule  # GraphOptions checked it; drop_margin applies it
         self.base_cfg, self.cal, self.cache_file, self.key = quant.cfg, quant.cal, quant.cache_file, quant.key
         self.threads, self.timing, self.progress = run.threads, run.timing, run.progress
         threads, progress, cal = run.threads, run.progress, quant.cal
+        self.sample = images.head(1)  # the input every candidate is timed on
         self.files: dict[tuple, Path] = {}
-        self.labelled = y is not None and source.pretrained
-        pool_x, pool_y = x, (y if self.labelled else None)
+        self.labelled = images.labelled and source.pretrained
+        pool = images
         if not self.labelled and cal.held_out is not None and len(cal.held_out):
-            pool_x, _ = load_array(cal.held_out.subset(range(min(len(cal.held_out), 500))), source.preprocess,
-                                   progress, "reading held-out images")
-        sel, judge = opt.split_selection_judge(len(pool_x), pool_y)
+            pool = ImageStream(cal.held_out.subset(range(min(len(cal.held_out), 500))), source.preprocess).cache(
+                progress, "reading held-out images")
+        sel, judge = opt.split_selection_judge(len(pool), pool.labels if self.labelled else None)
         with runner_for(Candidate("ref", "onnxruntime", "fp32"), fp32_path, threads) as r:
-            ref = run_batched(r, pool_x)
-        # (images, labels or None, FP32 logits) of the half that chooses and of the half that reports
-        self.halves = {name: (pool_x[idx], None if pool_y is None else pool_y[idx], ref[idx])
-                       for name, idx in (("selection", sel), ("judge", judge))}
+            ref = outcomes([r], pool, progress=progress, desc="FP32 on the judge images", keep=sel[:64])[0]
+        # the half that chooses and the half that reports, as streams over the pool's images
+        self.halves = {"selection": pool.subset(sel), "judge": pool.subset(judge)}
+        self.sensitivity_ref = ref.kept  # FP32 logits of the first 64 selection images (mixed.py's ranking)
+        self.ref_top1 = {"selection": ref.top1[sel], "judge": ref.top1[judge]}
         # per image: does FP32 answer right (always, when judged by agreement with FP32)
-        self.ref_correct = {name: self._correct(ref[idx], h)
-                            for (name, h), idx in zip(self.halves.items(), (sel, judge))}
+        self.ref_correct = {name: (ref.acc["top1"][idx] if self.labelled else np.ones(len(idx), bool))
+                            for name, idx in (("selection", sel), ("judge", judge))}
         self.baseline = {name: 100.0 * float(c.mean()) for name, c in self.ref_correct.items()}
         self.metrics: dict[str, dict[str, float]] = {}
         self.uncertainty: dict[str, dict] = {}  # each candidate's paired drop on the selection half (stats.paired_drop)
         self.pruned = None  # the fine-tuned pruned models (pruned.PrunedModels), once the pruned round runs
 
-    @staticmethod
-    def _correct(logits, half) -> np.ndarray:
-        """Per image: top-1 right (labelled), or the same top-1 as FP32 (unlabelled). Their mean is the metric:
-        ``stats.accuracy``'s top-1 or ``stats.agreement``'s top-1 agreement."""
-        _, labels, ref = half
-        if labels is not None:
-            return topk_correct(logits, labels, 1)
-        return np.asarray(logits).reshape(len(logits), -1).argmax(1) == np.asarray(ref).reshape(len(ref), -1).argmax(1)
-
     def correct(self, runner, half: str = "selection") -> np.ndarray:
-        h = self.halves[half]
-        return self._correct(run_batched(runner, h[0]), h)
+        """Per image of the half: top-1 right (labelled), or the same top-1 as FP32 (unlabelled). Their mean is the
+        metric: ``stats.accuracy``'s top-1 or ``stats.agreement``'s top-1 agreement."""
+        o = outcomes([runner], self.halves[half], progress=self.progress, desc=f"judging on the {half} half")[0]
+        return o.acc["top1"] if self.labelled else o.top1 == self.ref_top1[half]
 
     def score(self, runner, half: str = "selection") -> float:
         return 100.0 * float(self.correct(runner, half).mean())
 
     def describe_split(self) -> dict:
         return {"judged_by": "top-1" if self.labelled else "agreement with FP32",
-                "selection_images": len(self.halves["selection"][0]), "judge_images": len(self.halves["judge"][0]),
+                "selection_images": len(self.halves["selection"]), "judge_images": len(self.halves["judge"]),
                 "baseline": self.baseline}
 
     def artifact(self, cand: Candidate) -> Path:
@@ -111,8 +106,9 @@ class Search:
                                self.tmp / "candidates" / f"int8-mixed-{len(cand.float_nodes)}.onnx")
         elif cand.nncf:
             from ..backends.openvino import int8_with_nncf
+            from ..data.calibration import Samples
 
-            path = int8_with_nncf(self.fp32_path, self.tmp / "candidates" / "nncf_int8.xml", self.cal.x)
+            path = int8_with_nncf(self.fp32_path, self.tmp / "candidates" / "nncf_int8.xml", Samples(self.cal))
         else:
             from ..quantize.guard import quantize_with_guard
 
@@ -134,7 +130,7 @@ class Search:
         measured again."""
         with contextlib.ExitStack() as stack:
             live = {c.name: stack.enter_context(runner_for(c, p, self.threads)) for c, p in cands}
-            return head_to_head(live, self.x[:1], rounds, max(2, self.timing.warmup // 5),
+            return head_to_head(live, self.sample, rounds, max(2, self.timing.warmup // 5),
                                 max(5, self.timing.repeats * SWEEPS // rounds), self.progress, desc="runoff")
 
     def measure(self, cands: list[tuple[Candidate, Path]]) -> list[Measured]:
@@ -149,7 +145,7 @@ class Search:
                         right = {h: self.correct(r, h) for h in self.halves}
                         self.metrics[cand.name] = {h: 100.0 * float(c.mean()) for h, c in right.items()}
                         self.uncertainty[cand.name] = paired_drop(right["selection"], self.ref_correct["selection"])
-                    lat = time_runner(r, self.x[:1], self.timing, self.progress, desc=f"timing {cand.name}")
+                    lat = time_runner(r, self.sample, self.timing, self.progress, desc=f"timing {cand.name}")
                 medians[cand.name].append(lat["median_ms"])
                 gc.collect()
         out = []

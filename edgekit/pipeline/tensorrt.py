@@ -21,7 +21,8 @@ def engine_stage(ctx, onnx_path: Path, precision: str, build: dict) -> dict:
     from ..measure.gpu import engine_gpu_rows, relative_to, torch_cuda_rows
     from ..stats import agreement
 
-    source, fp32_path, x, y, notes, progress = ctx.source, ctx.fp32_path, ctx.x, ctx.y, ctx.notes, ctx.progress
+    source, fp32_path, notes, progress = ctx.source, ctx.fp32_path, ctx.notes, ctx.progress
+    x, y = ctx.images.array()  # the GPU side is reworked under issue #31; until then it reads the set at once
     timing = TimingOptions(warmup=20, repeats=100)  # a GPU settles slower than a CPU
     opts = BuildOptions(precision=precision, **build)
     engine_path = onnx_path.with_suffix(".engine")

@@ -140,11 +140,13 @@ def layer_table(float_path: Path, qdq_path: Path, x: np.ndarray, float_nodes=(),
     return rows
 
 
-def images_for(x: np.ndarray, limit_values: int = 2_000_000) -> np.ndarray:
-    """A few images: every intermediate tensor of both graphs is held in memory for each of them."""
-    per_image = int(np.prod(x.shape[1:]))
+def images_for(images, limit_values: int = 2_000_000) -> np.ndarray:
+    """A few images (the first of an array, or of an ``ImageStream``): every intermediate tensor of both graphs is
+    held in memory for each of them."""
+    shape = images.shape[1:] if isinstance(images, np.ndarray) else images.shape
+    per_image = int(np.prod(shape))
     n = max(4, min(32, limit_values // max(per_image, 1) // 8))
-    return x[:n]
+    return images[:n] if isinstance(images, np.ndarray) else images.head(n)
 
 
 def worst_rows(table: list[dict], n: int = WORST) -> list[list[str]]:

@@ -55,12 +55,13 @@ class FinetuneSpec:
     temperature: float = 4.0
     kd_weight: float = 0.7
     seed: int = 0
+    augment: str = "crop-flip"
 
     def config(self):
         from ..prune.finetune import FinetuneConfig
 
         return FinetuneConfig(self.epochs, self.optimizer, self.lr, self.weight_decay, self.batch_size,
-                              self.temperature, self.kd_weight, self.seed)
+                              self.temperature, self.kd_weight, self.seed, self.augment)
 
     def __post_init__(self) -> None:
         self.config()

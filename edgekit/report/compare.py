@@ -45,6 +45,12 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
+def marker_label(row: dict) -> str:
+    """A point's label on the chart: the variant and its size, or that the report has no size (never 0 MB)."""
+    size = "size n/a" if row["size_mb"] is None else f"{row['size_mb']:.2f} MB"
+    return f"{row['variant']}\n{size}"
+
+
 def plot(rows: list[dict], path: Path, warning: str | None = None) -> list[dict]:
     """Write the chart; returns the points drawn (variants without latency or accuracy are left out)."""
     try:
@@ -53,21 +59,28 @@ def plot(rows: list[dict], path: Path, warning: str | None = None) -> list[dict]
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise EdgekitError("the plot needs matplotlib: pip install 'edgekit[plot]'") from None
+        from .._optional import extra_hint
+
+        raise EdgekitError(f"the plot needs matplotlib: {extra_hint('plot')}") from None
     pts = [r for r in rows if r["latency_ms"] is not None and r["accuracy"] is not None]
     if not pts:
         raise EdgekitError("no report has both latency and accuracy to plot: profile with --eval-data")
     xy = [(r["latency_ms"], r["accuracy"]) for r in pts]
     front = pareto_front(xy)
-    sizes = [r["size_mb"] or 0.0 for r in pts]
-    biggest = max(sizes) or 1.0
+    sizes = [r["size_mb"] for r in pts]
+    biggest = max([s for s in sizes if s is not None], default=0.0) or 1.0
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     colors = {"fp32": "tab:blue", "int8": "tab:orange", "fp16": "tab:green"}
     for r, s in zip(pts, sizes):
-        ax.scatter(r["latency_ms"], r["accuracy"], s=60 + 1400 * s / biggest, alpha=0.55,
-                   color=colors.get(r["precision"], "tab:gray"), edgecolor="black", linewidth=0.6)
-        ax.annotate(f"{r['variant']}\n{s:.2f} MB", (r["latency_ms"], r["accuracy"]), fontsize=8,
-                    xytext=(6, 6), textcoords="offset points")
+        color = colors.get(r["precision"], "tab:gray")
+        if s is None:  # no size in the report (a torch model profiled in memory): a hollow marker, said in its label
+            ax.scatter(r["latency_ms"], r["accuracy"], s=200, facecolors="none", edgecolors=color, linewidth=1.2,
+                       linestyle="--")
+        else:
+            ax.scatter(r["latency_ms"], r["accuracy"], s=60 + 1400 * s / biggest, alpha=0.55, color=color,
+                       edgecolor="black", linewidth=0.6)
+        ax.annotate(marker_label(r), (r["latency_ms"], r["accuracy"]), fontsize=8, xytext=(6, 6),
+                    textcoords="offset points")
     fx = [xy[i][0] for i in front]
     fy = [xy[i][1] for i in front]
     ax.step(fx, fy, where="post", color="crimson", linewidth=1.5, label="Pareto front")

@@ -13,7 +13,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "edgekit"
 FLOORS = [
-    {"errors", "_version", "_optional", "progress", "stats", "fsutil", "cpuinfo"},
+    {"errors", "_version", "_optional", "progress", "stats", "fsutil", "cpuinfo", "dist"},
     {"graph", "prune"},  # ONNX facts and export; pruning plans (no model zoo needed: the card is passed in)
     {"models"},  # cards, weight sources, preprocessing, opening a model
     {"data", "backends"},  # images and calibration sources; runtimes behind one runner protocol

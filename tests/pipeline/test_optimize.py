@@ -360,13 +360,24 @@ def test_images_to_settle_scales_the_standard_error_as_one_over_root_n():
     assert images_to_settle(sure, 1.0) is None and images_to_settle(sure, 0.5) is None  # the drop is not under it
 
 
-def test_the_held_out_note_speaks_only_when_the_held_out_half_is_over_budget():
-    from edgekit.pipeline.candidates import held_out_note
+def test_a_choice_over_budget_on_the_held_out_half_is_not_shipped():
+    """Run 9's SqueezeNet: the fastest INT8 file fitted a 0.5 budget on the selection half (-0.59) and lost 1.82 on
+    the 495 held-out images. It is not shipped: the fastest candidate within the budget on both halves is, and the
+    note says so. A choice that holds on both halves ships untouched."""
+    from edgekit.pipeline.candidates import held_out_veto
 
-    note = held_out_note(1.82, 495, 0.5)  # run 9's SqueezeNet choice: -0.59 on the selection half
-    assert note.startswith("the choice loses 1.82 points on the 495 held-out judge images, over --max-drop 0.5")
-    assert "--eval-data" in note
-    assert held_out_note(0.5, 495, 0.5) is None and held_out_note(-1.0, 495, 0.5) is None
+    def m(name, ms, sel, judge, precision="int8"):
+        return Measured(Candidate(name, "onnxruntime", precision), ms, 1, 90 - sel, sel, f"{name}.onnx",
+                        {"judge_drop": judge})
+
+    lucky, steady, fp32 = m("lucky", 1.0, -0.59, 1.82), m("steady", 1.3, 0.2, 0.4), m("fp32", 2.0, 0.0, 0.0, "fp32")
+    shipped, veto = held_out_veto(lucky, [lucky, steady, fp32], 0.5, "latency", 495)
+    assert shipped is steady and veto["candidate"] == "lucky" and veto["judge_drop"] == 1.82
+    assert veto["note"].startswith("lucky fitted --max-drop 0.5 on the selection half (drop -0.59) but lost 1.82 "
+                                   "points on the 495 held-out judge images: not shipped. Shipped steady instead")
+    assert held_out_veto(steady, [lucky, steady, fp32], 0.5, "latency", 495) == (steady, None)
+    only_fp32, _ = held_out_veto(lucky, [lucky, m("steady", 1.3, 0.2, 0.9), fp32], 0.5, "latency", 495)
+    assert only_fp32 is fp32  # FP32 holds on both halves when nothing else does
 
 
 def test_one_se_rule_holds_each_candidate_to_its_drop_plus_one_standard_error():

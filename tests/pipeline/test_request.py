@@ -42,6 +42,7 @@ CASES = {
     "export.drop_rule": ("one-se", {"export.optimize": "latency"}),
     "export.prune_depth": (0.5, {"model": "shufflenet_v2_x1_0", "export.optimize": "latency",
                                  "export.finetune_data": "ft"}),
+    "export.finetune_augment": ("none", {"export.optimize": "latency", "export.finetune_data": "ft"}),
     "quantize.precision": ("fp16", {}),
     "quantize.target": ("tensorrt", {"quantize.precision": "int8"}),
     "quantize.calib_data": ("calib", {"quantize.precision": "int8"}),
@@ -155,6 +156,8 @@ def test_the_commands_conveniences_are_the_requests():
     ({"export.prune_ratios": ()}, "--prune-ratios (none)"),
     ({"export.prune_depth": 1.0}, "--prune-depth 1: give the share of units to remove, in [0, 1)"),
     ({"export.prune_depth": 0.5}, "--prune-depth shapes the pruned candidates of --finetune-data"),
+    ({"export.finetune_augment": "none"}, "--augment none shapes the pruned candidates of --finetune-data"),
+    ({"export.finetune_augment": "mixup"}, "--augment mixup: choose crop-flip, flip, none"),
     ({"export.optimize": "latency", "export.finetune_data": "ft", "export.prune_depth": 0.5},
      "--prune-depth 0.5: removing units is built for ShuffleNetV2 only, not mobilenet_v2"),
     ({"export.finetune_epochs": 0}, "--finetune-epochs 0: give at least 1"),
@@ -189,6 +192,7 @@ PRUNE_CASES = {
     "prune.layer_ratios": (("features.3.conv.0.0", 0.5),), "prune.depth": 0.5, "sparsity": "2:4", "finetune_data": "ft",
     "finetune.epochs": 2, "finetune.optimizer": "sgd", "finetune.lr": 0.01, "finetune.weight_decay": 0.0,
     "finetune.batch_size": 16, "finetune.temperature": 2.0, "finetune.kd_weight": 0.5, "finetune.seed": 7,
+    "finetune.augment": "none",
     "threads": 2,
 }
 

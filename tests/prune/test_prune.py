@@ -10,6 +10,7 @@ import pytest
 import torch
 from helpers import DIGITS_FLAGS
 
+from edgekit.data.train import ArrayImages
 from edgekit.errors import EdgekitError
 from edgekit.graph.info import count_macs, count_params
 from edgekit.models.registry import get_card
@@ -183,7 +184,8 @@ def test_prune_finetune_recovers_accuracy(digits, digits_model, cli, tmp_path):
     out = tmp_path / "p"
     code, stdout, err = cli("prune", "mobilenet_v2", "--weights", digits_model[0], "--ratio", "0.3",
                             "--importance", "bn", "--finetune-data", digits[0], "--eval-data", digits[1],
-                            "--epochs", "4", "--lr", "3e-3", "--threads", "2", "--out", out, *DIGITS_FLAGS)
+                            "--epochs", "4", "--lr", "3e-3", "--threads", "2", "--augment", "none", "--out", out,
+                            *DIGITS_FLAGS)  # digits: a flipped or cropped digit is another digit, so no augmentation
     assert code == 0, err
     rep = json.loads((out / "report.json").read_text())
     st = rep["stages"]
@@ -250,13 +252,13 @@ def test_finetune_resumes_after_interruption(digits, digits_model, digits_pre, t
 
     monkeypatch.setattr(ft, "_score", interrupt_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        ft.finetune(copy.deepcopy(teacher), teacher, x, y, cfg, (x[:50], y[:50]), state)
+        ft.finetune(copy.deepcopy(teacher), teacher, ArrayImages(x, y), cfg, ArrayImages(x[:50], y[:50]), state)
     assert state.exists() and torch.load(state, weights_only=True)["epoch"] == 1
     monkeypatch.setattr(ft, "_score", real_score)
-    hist = ft.finetune(copy.deepcopy(teacher), teacher, x, y, cfg, (x[:50], y[:50]), state)
+    hist = ft.finetune(copy.deepcopy(teacher), teacher, ArrayImages(x, y), cfg, ArrayImages(x[:50], y[:50]), state)
     assert [h["epoch"] for h in hist["history"]] == [1, 2]
     with pytest.raises(EdgekitError, match="other settings"):
-        ft.finetune(copy.deepcopy(teacher), teacher, x, y, ft.FinetuneConfig(epochs=3), None, state)
+        ft.finetune(copy.deepcopy(teacher), teacher, ArrayImages(x, y), ft.FinetuneConfig(epochs=3), None, state)
 
 
 def test_prune_and_finetune_work_where_the_caller_turned_gradients_off(tmp_path):
@@ -277,7 +279,7 @@ def test_prune_and_finetune_work_where_the_caller_turned_gradients_off(tmp_path)
     with torch.no_grad():
         plan = prune(m, get_card("mobilenet_v2"), (1, 3, 32, 32), PruneConfig(0.5))
         pruned = [p.clone() for p in m.parameters()]
-        finetune(m, teacher.eval(), x, np.arange(32) % 10, FinetuneConfig(epochs=1, batch_size=16), None,
+        finetune(m, teacher.eval(), ArrayImages(x, np.arange(32) % 10), FinetuneConfig(epochs=1, batch_size=16), None,
                  tmp_path / "state.pt")
         assert not torch.is_grad_enabled()  # the caller's setting is back
     assert plan["layers"] and sum(p.numel() for p in pruned) < sum(p.numel() for p in before)

@@ -197,6 +197,23 @@ def test_guard_over_budget_exits_1_and_keeps_best_aside(digits, digits_model, cl
     assert q["file"] == "model_int8_over_budget.onnx" and (out / q["file"]).exists()
     assert not (out / "model_int8.onnx").exists()
     assert q["selection"]["drop"] == min(s["drop"] for s in q["steps"]) > 0 and q["float_nodes"] == []
+    # the Python API keeps the budget as the command does: the same request raises the same error, with the
+    # report, after writing the same files
+    from edgekit.api import ExportRequest, GraphOptions, PreprocessOverrides, QuantizeOptions, export_model
+    from edgekit.errors import BudgetExceededError
+
+    request = ExportRequest("mobilenet_v2", out=tmp_path / "api", weights=str(digits_model[0]),
+                            eval_data=str(digits[1]), preprocess=PreprocessOverrides(32, 32, None, (0.5,) * 3,
+                                                                                     (0.5,) * 3),
+                            quantize=QuantizeOptions(precision="int8", calib_data=str(blank), max_drop=0.1,
+                                                     max_float_layers=0, calib_cache=str(tmp_path / "c.json")),
+                            export=GraphOptions())
+    with pytest.raises(BudgetExceededError) as raised:
+        export_model(request)
+    said = next(ln for ln in err.splitlines() if ln.startswith("error: ")).removeprefix("error: ")
+    assert str(raised.value) == said.replace(str(out), str(tmp_path / "api"))
+    assert raised.value.exit_code == code == 1 and raised.value.report["int8"]["drop"] == q["drop"]
+    assert (tmp_path / "api" / "model_int8_over_budget.onnx").exists()
 
 
 def test_cache_reuse_is_byte_identical_and_keyed(int8_export, digits, digits_pre, tmp_path):

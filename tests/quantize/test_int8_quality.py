@@ -123,15 +123,22 @@ def test_default_budget_shrinks_the_drop(digits, digits_model, blank_calibration
 
 
 def test_default_budget_is_not_claimed_on_too_few_images(fp32, cli, tmp_path):
-    """7 built-in photos cannot resolve 1 point: no budget, said so, and never 'within budget'."""
+    """7 built-in photos cannot resolve 1 point: no budget, said so, and never 'within budget'; the quality lines
+    give counts, never a percentage or a drop, and say what would make INT8 judgeable."""
     code, stdout, err = cli("export", fp32[0], "--int8", "--out", tmp_path / "o", "--calib-cache", tmp_path / "c.json")
     assert code == 0, err
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
     q = rep["int8"]
     assert q["within_budget"] is None and q["max_drop"] is None
-    assert q["budget"]["source"].startswith("default 1-point budget not applied: 3 held-out images")
+    assert q["budget"]["source"].startswith("default 1-point budget not applied: 3 held-out images cannot show a "
+                                            "1-point drop (it takes 100); pass --eval-data")
     assert any(n.startswith("default 1-point budget not applied") for n in rep["notes"])
-    assert "met" not in (tmp_path / "o" / "report.md").read_text().split("int8 quality")[1].split("\n")[0]
+    md = (tmp_path / "o" / "report.md").read_text()
+    quality = md.split("| int8 quality | ")[1].split(" |")[0]
+    agreed = round(q["metric"] * 3 / 100)
+    assert quality == f"{agreed} of 3 held-out images agree with FP32: too few to judge INT8; pass --eval-data"
+    checked = md.split("| max \\|onnx - torch\\| | ")[1].split(" |")[0]
+    assert checked.endswith("(7 of 7 images agree at top-1)") and "%" not in quality + checked
 
 
 @pytest.mark.parametrize("value,message", [("-1", "a budget cannot be negative"),

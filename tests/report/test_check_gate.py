@@ -53,13 +53,17 @@ def _prune(basis="labels") -> dict:
                        "finetuned": {"quality": q(95.0 - 4 * ONE_IMAGE)}}}
 
 
-def _optimize(judged_by="top-1") -> dict:
+def _optimize(judged_by="top-1", judge_drop=0.5) -> dict:
+    """An --optimize report: its choice's figures on the selection half (``metric``, ``drop``: what it was fitted
+    to) and on the held-out judge half (``judge_metric``, ``judge_drop``: what a decision reads)."""
     rep = _int8()
     rep.pop("int8")
     rep["optimize"] = {"objective": "latency", "max_drop": 1.0, "judged_by": judged_by, "baseline": 95.0,
+                       "selection_images": 180, "judge_images": 179,
                        "threads": 2, "choice": {"name": "onnxruntime-int8", "backend": "onnxruntime",
                                                 "precision": "int8", "latency_ms": 1.9, "size_bytes": 2_400_000,
-                                                "metric": 94.5, "drop": 0.5, "file": "model_best.onnx"}}
+                                                "metric": 94.5, "drop": 0.5, "judge_metric": 95.0 - judge_drop,
+                                                "judge_drop": judge_drop, "file": "model_best.onnx"}}
     return rep
 
 
@@ -147,14 +151,28 @@ def test_missing_figures_are_bad_input_not_regressions():
 
 
 def test_optimize_report_judges_the_shipped_model_best():
-    m = _m(_optimize())
+    m = _m(_optimize(judge_drop=0.6))
     assert (m["artifact"], m["size_mb"], m["latency_ms"], m["accuracy"], m["accuracy_drop"]) == \
-        ("model_best.onnx", 2.4, 1.9, 94.5, 0.5)
+        ("model_best.onnx", 2.4, 1.9, 94.4, 0.6)
+    assert (m["selection_accuracy"], m["selection_drop"], m["accuracy_images"]) == (94.5, 0.5, 179)
     assert m["precision"] == "int8"
     agree = _m(_optimize(judged_by="agreement with FP32"))
     assert agree["accuracy"] is None  # not model.onnx's FP32 top-1
-    rows = chk.gate(m, chk.Budget(max_size_mb=2.4, max_latency_ms=1.9, min_accuracy=94.5))
+    rows = chk.gate(m, chk.Budget(max_size_mb=2.4, max_latency_ms=1.9, min_accuracy=94.4))
     assert chk.passed(rows)
+
+
+def test_the_gate_reads_the_held_out_figure_not_the_one_the_choice_was_fitted_to():
+    """The Lite0 run of issue 29: the choice lost -0.44 on the 225 selection images it was chosen on and 1.78 on the
+    225 held-out ones. --max-accuracy-drop 1 fails it (reading the selection figure would pass it), and the row
+    shows the selection figure beside the held-out one, labelled."""
+    rep = _optimize(judge_drop=1.78)
+    rep["optimize"]["choice"].update(metric=95.44, drop=-0.44)
+    rows = chk.gate(_m(rep), chk.Budget(max_accuracy_drop=1.0))
+    assert [(r.metric, r.value, r.verdict) for r in rows] == [
+        ("top-1 drop (held-out, 179 images)", "1.780 (selection: -0.440)", "FAIL")]
+    rows = chk.gate(_m(rep), chk.Budget(min_accuracy=94.0))
+    assert [(r.metric, r.verdict) for r in rows] == [("top-1 % (held-out, 179 images)", "FAIL")]  # 93.22 held out
 
 
 def test_accuracy_on_other_images_is_refused_and_flagged():
@@ -242,18 +260,22 @@ def test_compare_flags_other_image_sets_and_reads_optimize(tmp_path, cli):
     code, out, err = cli("compare", tmp_path / "a.json", tmp_path / "opt.json", "--json", tmp_path / "t.json")
     assert code == 0 and "warning" not in err, err
     rows = {r["variant"]: r for r in json.loads((tmp_path / "t.json").read_text())}
-    assert (rows["opt"]["size_mb"], rows["opt"]["latency_ms"], rows["opt"]["accuracy"]) == (2.4, 1.9, 94.5)
+    assert (rows["opt"]["size_mb"], rows["opt"]["latency_ms"], rows["opt"]["accuracy"]) == (2.4, 1.9, 94.5)  # held out
 
 
-def test_schema_2_reports_are_read_through_their_headline(tmp_path):
-    """A report made now carries its headline; check reads that, not the sections (schema 1 is derived)."""
+def test_reports_are_read_through_their_headline(tmp_path):
+    """A report made now carries its headline; check reads that, not the sections (schemas 1 and 2 are derived:
+    schema 2's --optimize headline held the selection figure)."""
     from edgekit.report.check import metrics
     from edgekit.report.document import new_report
     from edgekit.report.schema import SCHEMA, Headline
 
     old = _profile()
     rep = new_report("profile", **{k: v for k, v in old.items() if k not in ("schema", "command")})
-    assert rep["schema"] == SCHEMA == 2 and rep["headline"] == Headline.of(old).to_dict()
+    assert rep["schema"] == SCHEMA == 3 and rep["headline"] == Headline.of(old).to_dict()
     assert metrics(rep)["size_mb"] == metrics(old)["size_mb"] == old["artifact"]["size_mb"]
     rep["headline"]["size_mb"] = 123.0  # the headline is the contract: a section edited afterwards is not read
     assert metrics(rep)["size_mb"] == 123.0 and metrics(old)["size_mb"] == old["artifact"]["size_mb"]
+    stale = _optimize(judge_drop=1.78)  # schema 2 wrote the selection figure into an --optimize headline
+    stale.update(schema=2, headline={**Headline.of(stale).to_dict(), "accuracy": 94.5, "accuracy_drop": 0.5})
+    assert metrics(stale)["accuracy_drop"] == 1.78
