@@ -74,10 +74,10 @@ def profile_model(request: ProfileRequest) -> dict:
     with make_progress() as progress:
         x, y = load_array(images, source.preprocess, progress)
         image_notes(images, notes)
-        runner = _runner(source, backend, device, threads)
+        runner = _runner(source, backend, device, threads, max(1, timing.batch))
         try:
             measured = measure(runner, np.ascontiguousarray(x[:max(1, timing.batch)]), timing, progress)
-            if hasattr(runner, "compute_ms"):  # TensorRT: GPU compute time (CUDA events, no copies) beside e2e
+            if runner.name == "tensorrt":  # GPU compute time (CUDA events, no copies) beside end to end
                 from ..measure.gpu import engine_gpu_rows, relative_to, torch_cuda_rows
 
                 rows = engine_gpu_rows(runner, x, timing, progress)
@@ -115,12 +115,14 @@ def profile_model(request: ProfileRequest) -> dict:
     return rep
 
 
-def _runner(source: ModelSource, backend: str, device: str, threads: int | None):
+def _runner(source: ModelSource, backend: str, device: str, threads: int | None, batch: int = 1):
     from ..backends import registry
     from ..backends.base import RunnerRequest
     from .optimize import read_runtime
 
     options = read_runtime(source.onnx_path, backend) if source.onnx_path is not None else {}
+    if backend == "tensorrt":  # a dynamic-batch ONNX: its engine takes batches 1..batch (a fixed one: its own)
+        options = {**options, "batch_profile": (1, batch, batch)}
     return registry.open_runner(backend, RunnerRequest(source.onnx_path, source.torch_model, device, threads,
                                                        options, tuple(source.input_shape)))
 

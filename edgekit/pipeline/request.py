@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..backends.tensorrt.options import profile_refusal
 from ..errors import EdgekitError
 from ..models.source import PreprocessOverrides, is_onnx
 
@@ -238,7 +239,7 @@ def _refusals(r: ExportRequest) -> None:
         raise EdgekitError("--optimize chooses among CPU runtimes: drop it with --backend tensorrt")
     if g.optimize is not None and q.target != "cpu":
         raise EdgekitError("--optimize measures on this CPU: drop --target")
-    if is_onnx(r.model) and g.dynamic_batch:
+    if is_onnx(r.model) and g.dynamic_batch and b.batch_profile is None:
         raise EdgekitError("--dynamic-batch applies to torch models; re-export your ONNX file with a dynamic "
                            "batch axis")
     if is_onnx(r.model) and g.prune_ratio is not None:
@@ -253,6 +254,9 @@ def _refusals(r: ExportRequest) -> None:
         raise EdgekitError("a Jetson bundle carries an INT8 or FP16 model: add --int8 or --fp16")
     if b.name == "tensorrt":
         b.build(q.precision)  # DLA with FP32, a bad profile, an out-of-range level: refused now
+        why = profile_refusal(r.model if is_onnx(r.model) else None, g.dynamic_batch, b.batch_profile)
+        if why:  # now, not after the calibration, when the engine or the bundle's trtexec lines are made
+            raise EdgekitError(why)
 
 
 def _finetune_refusals(r: ExportRequest) -> None:
