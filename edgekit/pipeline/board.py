@@ -43,7 +43,7 @@ def build_bundle(bundle: str | Path, out: str | Path | None = None, repeats: int
     from ..backends.tensorrt.options import BuildOptions, require_tensorrt
     from ..backends.tensorrt.runner import TensorRTRunner
     from ..fsutil import staged_dir
-    from ..measure.gpu import engine_gpu_rows, gpu_compute_ms, row
+    from ..measure.gpu import batch_of, engine_gpu_rows, gpu_compute_ms, row
     from ..measure.timing import TimingOptions, time_runner
     from ..report import document as report_mod
     from ..stats import accuracy, agreement, latency_stats
@@ -65,11 +65,12 @@ def build_bundle(bundle: str | Path, out: str | Path | None = None, repeats: int
                                  cache_dir=bundle / "engine-cache")
         with TensorRTRunner(engine, dla_core=doc["build"].get("dla_core")) as r:
             logits = _logits(r, x)
-            e2e = time_runner(r, np.ascontiguousarray(x[:1]), timing, None, desc="tensorrt end to end")
-            times, method = gpu_compute_ms(r, x, 1, timing)
-            rows = [row("tensorrt", 1, e2e, latency_stats(times, 1), method, "pinned")]
-            if r.max_batch > 1:
-                rows += engine_gpu_rows(r, x, timing, None, batches=(r.max_batch,))
+            lo, hi = r.batch_range()  # batch 1, or the smallest a profile takes
+            e2e = time_runner(r, batch_of(x, lo), timing, None, desc="tensorrt end to end")
+            times, method = gpu_compute_ms(r, x, lo, timing)
+            rows = [row("tensorrt", lo, e2e, latency_stats(times, lo), method, "pinned")]
+            if hi > lo:
+                rows += engine_gpu_rows(r, x, timing, None, batches=(hi,))
             backend = r.describe()
         measured = {"agreement": agreement(logits, ref)["top1_agreement"],
                     "top1": accuracy(logits, labels)["top1"] if labels is not None else None,
@@ -78,7 +79,7 @@ def build_bundle(bundle: str | Path, out: str | Path | None = None, repeats: int
         failures = judge(doc, measured)
         rep = report_mod.new_report(
             "build", model={"name": doc["model"]}, precision=doc["precision"], backend=backend, build=build,
-            latency={"batch1": e2e}, gpu_compute={"batch1": {**latency_stats(times, 1), "method": method}},
+            latency={f"batch{lo}": e2e}, gpu_compute={f"batch{lo}": {**latency_stats(times, lo), "method": method}},
             throughput=rows, measured=measured, expected=doc["expected"], tolerance=doc["tolerance"],
             failures=failures, verdict="fail" if failures else "pass", device=device_facts(),
             environment=report_mod.environment(), notes=build.get("notes", []), out=str(out))

@@ -40,10 +40,9 @@ def engine_rows(rep: dict) -> list[tuple[str, str]]:
     rows += side_by_side(rep.get("gpu_side_by_side"))
     if rep.get("command") == "build" and "measured" in rep:
         m, tol = rep["measured"], rep.get("tolerance") or {}
-        gc = (rep.get("gpu_compute") or {}).get("batch1")
-        if gc:
-            rows.append(("GPU compute b1", f"median {gc['median_ms']:.3f} ms  p99 {gc['p99_ms']:.3f} "
-                                           f"({gc.get('method', 'n/a')})"))
+        for key, gc in (rep.get("gpu_compute") or {}).items():
+            rows.append((f"GPU compute b{key.removeprefix('batch')}", f"median {gc['median_ms']:.3f} ms  p99 "
+                                                                     f"{gc['p99_ms']:.3f} ({gc.get('method', 'n/a')})"))
         flips = "" if m.get("flips") is None else (f"{m['flips']} of {m['n']} images flip against the host's file "
                                                    f"(at most {tol.get('max_flips')}); ")
         rows.append(("check", f"{rep.get('verdict', 'n/a').upper()}: {flips}top-1 agreement with FP32 "

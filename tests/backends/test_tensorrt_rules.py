@@ -104,3 +104,58 @@ def test_edgekit_tensorrt_int8_passes_and_cpu_int8_is_refused(tmp_path):
     found = _rules(__import__("onnx").load(str(tmp_path / "bias.onnx")))
     assert [f.split(" (")[0] for f in found] == ["node b1_DequantizeLinear", "node fcb_DequantizeLinear"]
     assert all("int32 DequantizeLinear input (a quantized bias?)" in f for f in found)
+
+
+def test_the_parser_s_other_assertions():
+    """Scales from Constant nodes, too few inputs, empty or double scales, output_dtype against the zero point,
+    precision on a DequantizeLinear, block scales and scale ranks."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    m = _qdq(scale=(0.1,))
+    s = m.graph.initializer[1]
+    m.graph.initializer.remove(s)
+    m.graph.node.insert(0, helper.make_node("Constant", [], ["s"], value=numpy_helper.from_array(
+        np.float32(-1.0), "s")))
+    assert "non-positive scale (-1)" in _rules(m)[0]  # a Constant node's scale is read like an initializer
+    short = _qdq()
+    del short.graph.node[0].input[1:]
+    assert "needs at least 2 inputs" in _rules(short)[0]
+    empty = _qdq()
+    empty.graph.initializer[1].CopyFrom(numpy_helper.from_array(np.zeros(0, np.float32), "s"))
+    assert "scale with no coefficients" in _rules(empty)[0]
+    double = _qdq()
+    double.graph.initializer[1].CopyFrom(numpy_helper.from_array(np.float64(0.1), "s"))
+    assert "double scale: the parser checks float, half or bfloat16 scales only" in _rules(double)[0]
+    dtype = _qdq(TensorProto.INT8, zp=0)
+    dtype.graph.node[0].attribute.append(helper.make_attribute("output_dtype", TensorProto.UINT8))
+    assert "output_dtype differs from the zero point's type" in _rules(dtype)[0]
+    prec = _qdq()
+    prec.graph.node[0].attribute.append(helper.make_attribute("precision", TensorProto.FLOAT16))
+    assert "precision attribute on DequantizeLinear" in _rules(prec)[0]
+    block = _qdq(shape=(4, 4))
+    block.graph.initializer[1].CopyFrom(numpy_helper.from_array(np.full((2, 2), 0.1, np.float32), "s"))
+    assert "blocks more than one dimension" in _rules(block)[0]
+    one_block = _qdq(shape=(4, 4))
+    one_block.graph.initializer[1].CopyFrom(numpy_helper.from_array(np.full((4, 2), 0.1, np.float32), "s"))
+    assert _rules(one_block) == []
+    rank3 = _qdq(shape=(4, 4))
+    rank3.graph.initializer[1].CopyFrom(numpy_helper.from_array(np.full((1, 1, 4), 0.1, np.float32), "s"))
+    assert "scale of rank 3 for a rank-2 input" in _rules(rank3)[0]
+    assert _rules(_qdq(scale=(0.1,), axis=1)) == []  # a per-tensor scale with an axis in range
+
+
+def test_a_tensor_whose_shape_nothing_says_is_checked_for_the_rest():
+    """A Q/DQ after an op shape inference cannot follow (a custom domain): its type rules hold, its axis rules
+    have nothing to read."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = helper.make_graph(
+        [helper.make_node("Custom", ["x"], ["y"], domain="com.example"),
+         helper.make_node("QuantizeLinear", ["y", "s", "z"], ["q"], name="q", axis=0)],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("q", TensorProto.INT8, None)],
+        [numpy_helper.from_array(np.full(4, 0.1, np.float32), "s"), numpy_helper.from_array(np.zeros(4, np.int8), "z")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19), helper.make_opsetid("com.example", 1)])
+    assert _rules(m) == []
+    m.graph.initializer[1].CopyFrom(numpy_helper.from_array(np.ones(4, np.int8), "z"))
+    assert "non-zero int8 zero point" in _rules(m)[0]

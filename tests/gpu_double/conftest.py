@@ -36,14 +36,16 @@ class Double:
                               ("cuda.bindings.runtime", self.rt)):
                 mp.setitem(sys.modules, name, mod)
         else:
-            mp.setitem(sys.modules, "cuda", None)
+            for name in ("cuda", "cuda.bindings", "cuda.bindings.runtime"):
+                mp.setitem(sys.modules, name, None)
         if pycuda:
             mods, self.finder = make_pycuda(self.gpu)
             for name, mod in mods.items():
                 mp.setitem(sys.modules, name, mod)
             mp.setattr(sys, "meta_path", [self.finder, *sys.meta_path])
         else:
-            mp.setitem(sys.modules, "pycuda", None)
+            for name in ("pycuda", "pycuda.driver"):
+                mp.setitem(sys.modules, name, None)
         if version is None:
             mp.setitem(sys.modules, "tensorrt", None)
         else:

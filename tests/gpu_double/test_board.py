@@ -131,3 +131,65 @@ def test_dla_bundle_lines_and_the_board_s_dla_core(double, cli, tmp_path):
     rep = json.loads((tmp_path / "b/out/report.json").read_text())
     assert rep["backend"]["dla_core"] == 1 and rep["build"]["layers"]["device"]["DLA"] == 1
     assert rep["gpu_compute"]["batch1"]["method"].startswith("CUDA graph")
+
+
+def test_a_bundle_the_board_cannot_trust_is_refused_in_one_line(tmp_path):
+    import shutil
+
+    from edgekit.errors import EdgekitError
+    from edgekit.pipeline.jetson import judge, read_manifest, validate_manifest
+
+    bundle = _bundle(tmp_path)
+    doc = read_manifest(bundle)
+    assert validate_manifest(doc) == [] and validate_manifest([]) == ["the manifest is not a JSON object"]
+    assert validate_manifest({k: v for k, v in doc.items() if k != "expected"})[0] == "missing expected"
+    assert validate_manifest({**doc, "model": 3}) == ["model should be a str"]
+    bad = {**doc, "edgekit_bundle": 9, "precision": "fp32", "onnx": "../x.onnx", "expected": {},
+           "tolerance": {"agreement_points": -1}, "input_shape": [1, 3]}
+    bad["expected"]["top1"] = 90.0
+    problems = validate_manifest(bad)
+    assert problems[:3] == ["bundle version 9 (this edgekit reads 1)", "precision 'fp32' (a Jetson bundle carries "
+                            "int8 or fp16)", "files must list the ONNX and the samples with their sha256"]
+    assert "../x.onnx lies outside the bundle folder" in problems[3] and len(problems) == 8
+    with pytest.raises(EdgekitError, match="manifest.json not found: pass a folder written by"):
+        read_manifest(tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    (copy / "manifest.json").write_text("{")
+    with pytest.raises(EdgekitError, match="is not valid JSON"):
+        read_manifest(copy)
+    (copy / "manifest.json").write_text(json.dumps({**doc, "precision": "fp32"}))
+    with pytest.raises(EdgekitError, match="is not a valid bundle manifest: precision 'fp32'"):
+        read_manifest(copy)
+    (copy / "manifest.json").write_text(json.dumps(doc))
+    with open(copy / "model_int8.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(EdgekitError, match="model_int8.onnx is missing or changed since the bundle was made"):
+        read_manifest(copy)
+    exp = doc["expected"]
+    assert judge({**doc, "expected": {**exp, "top1": 50.0}}, {"agreement": exp["agreement"], "top1": 30.0}) == [
+        "top-1 30.00% < host 50.00% - 14.29"]
+    assert judge({**doc, "budgets": {"max_latency_ms": 1.0}}, {"agreement": exp["agreement"], "top1": None,
+                                                                  "latency_ms": 2.0}) == [
+        "batch-1 latency 2.000 ms > the recipe's budget 1.0 ms"]
+
+
+def test_a_dynamic_batch_bundle_times_its_profile_s_max(double, cli, tmp_path):
+    """A bundle built with a batch profile: the board measures its max batch too, and feeds the samples in
+    batches the profile takes (a short last batch padded to the profile's min)."""
+    from edgekit.pipeline.jetson import BundleModel, BundleSamples, write_bundle
+
+    double.install("10.3.0")
+    tmp_path.mkdir(exist_ok=True)
+    dyn = classifier(tmp_path / "model_fp16.onnx", dynamic=True, fp16=True)
+    fp32 = classifier(tmp_path / "model.onnx", dynamic=True)
+    x = images(5)  # batches of 4 and 1: the 1 padded to the profile's min of 2
+    write_bundle(tmp_path / "bundle", BundleModel("tiny", dyn, "fp16", {"crop_size": 32}, None, 10),
+                 BundleSamples(x, None, ort_logits(fp32, x), ort_logits(dyn, x)), {"dynamic_batch": (2, 2, 4)}, None,
+                 {})
+    code, out, err = cli("build", tmp_path / "bundle", "--repeats", "3", "--out", tmp_path / "b")
+    assert code == 0, err
+    rep = json.loads((tmp_path / "b/report.json").read_text())
+    assert [(r["runtime"], r["batch"]) for r in rep["throughput"]] == [("tensorrt", 2), ("tensorrt", 4)]
+    assert list(rep["gpu_compute"]) == ["batch2"] and "GPU compute b2 │ median 0.400 ms" in " ".join(out.split())
+    assert rep["measured"]["flips"] == 0 and rep["verdict"] == "pass"

@@ -58,3 +58,6 @@ def test_no_driver_reads_na_with_the_reason(double, cli):
     code, out, err = cli("doctor", "--backend", "tensorrt", "--json")
     assert code == 1 and "TensorRT is installed but no NVIDIA GPU is reachable (cuda-python: cudaErrorInsufficient" \
         in err
+    double.install("10.3.0", cuda_python=False)
+    said = versions()["cuda runtime"]
+    assert said == "n/a (cuda-python: import of cuda.bindings.runtime halted; None in sys.modules)"

@@ -97,9 +97,22 @@ def test_pytorch_rows_copy_and_time_like_the_engine(double, monkeypatch, tmp_pat
     monkeypatch.setattr(gpu, "torch_twin", lambda source, path, notes: source.torch_model)
     rows = gpu.torch_cuda_rows(src, None, images(2), 4, TimingOptions(warmup=1, repeats=3), None, [])
     assert made == [("cuda", False, False), ("cuda", True, True)]
+    notes: list[str] = []
+    monkeypatch.setattr(gpu, "torch_twin", lambda source, path, notes: None)
+    assert gpu.torch_cuda_rows(src, None, images(2), 4, TimingOptions(warmup=1, repeats=3), None, notes) == []
     assert [(r["runtime"], r["batch"], r["host_copies"], r["compute_median_ms"]) for r in rows] == [
         ("torch fp32", 1, "pinned", 0.5), ("torch fp32", 4, "pinned", 0.5),
         ("torch fp16 channels_last", 1, "pinned", 0.5), ("torch fp16 channels_last", 4, "pinned", 0.5)]
+
+
+def test_no_twin_for_a_model_that_cannot_be_opened(tmp_path):
+    from edgekit.measure.gpu import torch_twin
+
+    notes: list[str] = []
+    src = SimpleNamespace(torch_model=None, name="no_such_model", weights="imagenet")
+    assert torch_twin(src, tmp_path / "m.onnx", notes) is None
+    assert notes[0].startswith("no PyTorch side by side: the model 'no_such_model' with weights 'imagenet' named in "
+                               "m.onnx cannot be opened here (")
 
 
 def test_a_dynamic_batch_without_a_profile_is_refused_before_any_work(cli, tmp_path):

@@ -118,7 +118,10 @@ class OnnxParser:
         except Exception as exc:  # the real parser reports an unreadable file as a parse failure
             self._errors = [ParserError(-1, "", "", f"Failed to parse ONNX model from file: {model} ({exc})")]
             return False
-        self._errors = qdq_errors(m)
+        self._errors = qdq_errors(m) + [
+            ParserError(i, n.name, n.op_type, f"No importer registered for op: {n.op_type}. Attempting to import as "
+                        f"plugin. Plugin not found: {n.op_type}")
+            for i, n in enumerate(m.graph.node) if n.domain not in ("", "ai.onnx")]
         if self._errors:
             return False
         self.network.model, self.network.path = m, Path(model)

@@ -115,7 +115,9 @@ def _build(trt, onnx_path: Path, engine_path: Path, opts: BuildOptions, recipe: 
         errs = "; ".join(m for _, m in log.messages[-3:])
         raise EdgekitError(f"TensorRT could not build an engine from {onnx_path.name} ({errs[:300]})")
     build_s = time.perf_counter() - t0
-    atomic_write_bytes(timing_file, bytes(config.get_timing_cache().serialize()))
+    kept = config.get_timing_cache()
+    if kept is not None:  # none when TensorRT did not take the one given
+        atomic_write_bytes(timing_file, bytes(kept.serialize()))
     return bytes(plan), build_s, log
 
 
