@@ -45,6 +45,13 @@ class cudaMemcpyKind(enum.IntEnum):  # noqa: N801
     cudaMemcpyDefault = 4
 
 
+class cudaMemoryType(enum.IntEnum):  # noqa: N801
+    cudaMemoryTypeUnregistered = 0
+    cudaMemoryTypeHost = 1
+    cudaMemoryTypeDevice = 2
+    cudaMemoryTypeManaged = 3
+
+
 class cudaStreamCaptureMode(enum.IntEnum):  # noqa: N801
     cudaStreamCaptureModeGlobal = 0
     cudaStreamCaptureModeThreadLocal = 1
@@ -111,7 +118,8 @@ def make_runtime(gpu: FakeGpu) -> types.ModuleType:
     """The module object, to be installed as ``cuda.bindings.runtime``."""
     rt = types.ModuleType("cuda.bindings.runtime")
     rt.__spec__ = importlib.machinery.ModuleSpec("cuda.bindings.runtime", None)
-    for e in (cudaError_t, cudaMemcpyKind, cudaStreamCaptureMode, cudaStream_t, cudaEvent_t, cudaDeviceProp):
+    for e in (cudaError_t, cudaMemcpyKind, cudaMemoryType, cudaStreamCaptureMode, cudaStream_t, cudaEvent_t,
+              cudaDeviceProp):
         setattr(rt, e.__name__, e)
 
     def call(name, fn, *args, value=True):
@@ -127,8 +135,8 @@ def make_runtime(gpu: FakeGpu) -> types.ModuleType:
 
     def kind_of(kind) -> str:
         k = cudaMemcpyKind(int(kind))
-        return {cudaMemcpyKind.cudaMemcpyHostToDevice: "htod", cudaMemcpyKind.cudaMemcpyDeviceToHost: "dtoh"}.get(
-            k, k.name)
+        return {cudaMemcpyKind.cudaMemcpyHostToDevice: "htod", cudaMemcpyKind.cudaMemcpyDeviceToHost: "dtoh",
+                cudaMemcpyKind.cudaMemcpyDeviceToDevice: "dtod"}.get(k, k.name)
 
     def new_event():
         h = gpu.handle()
@@ -159,6 +167,12 @@ def make_runtime(gpu: FakeGpu) -> types.ModuleType:
     rt.cudaGetDeviceCount = lambda: ((cudaError_t.cudaSuccess, 1) if gpu.driver else
                                      (cudaError_t.cudaErrorInsufficientDriver, None))
     rt.cudaGetDeviceProperties = lambda dev: call("cudaGetDeviceProperties", properties, dev)
+    def attributes(ptr):
+        kind = (cudaMemoryType.cudaMemoryTypeDevice if gpu.is_device(ptr) else cudaMemoryType.cudaMemoryTypeHost
+                if gpu.is_pinned(ptr, 1) else cudaMemoryType.cudaMemoryTypeUnregistered)
+        return types.SimpleNamespace(type=kind, devicePointer=int(ptr), hostPointer=int(ptr), device=0)
+
+    rt.cudaPointerGetAttributes = lambda ptr: call("cudaPointerGetAttributes", attributes, int(ptr))
     rt.cudaGetErrorString = lambda err: (cudaError_t.cudaSuccess,
                                          MESSAGES.get(cudaError_t(int(err)).name, b"unknown error"))
     rt.cudaRuntimeGetVersion = lambda: (cudaError_t.cudaSuccess, 12060)  # answers without a driver, as it does

@@ -230,6 +230,10 @@ class FakeGpu:
             self.enqueue(handle, nbytes / rate, lambda: ctypes.memmove(int(dst), source.ctypes.data, nbytes))
             if not pinned:
                 self.synchronize(handle)
+        elif kind == "dtod":
+            source, target = self.view(src, nbytes), self.view(dst, nbytes)
+            self.enqueue(handle, 2 * nbytes / (self.costs.pinned_bytes_per_ms * 100),  # ~2 TB/s of HBM
+                         lambda: target.__setitem__(slice(None), source))
         else:
             raise CudaFault("cudaErrorInvalidMemcpyDirection", kind)
 
