@@ -34,8 +34,9 @@ def reference_logits(source: ModelSource, x: np.ndarray) -> np.ndarray:
 
 
 def run_batched(runner, x: np.ndarray, progress=None, task=None) -> np.ndarray:
-    """Run ``x`` through ``runner``, one image at a time when its batch is fixed."""
-    step = runner.fixed_batch or 16
+    """Run ``x`` through ``runner``, one image at a time when its batch is fixed, else in batches of 16 or the
+    largest it takes (a TensorRT engine's profile max)."""
+    step = runner.fixed_batch or min(16, getattr(runner, "max_batch", 16))
     outs = []
     for i in range(0, len(x), step):
         chunk = x[i:i + step]

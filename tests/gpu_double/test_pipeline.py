@@ -131,3 +131,16 @@ def test_a_dynamic_batch_without_a_profile_is_refused_before_any_work(cli, tmp_p
 
     with pytest.raises(EdgekitError, match=r"--batch-profile 4,2,8: need 1 <= min <= opt <= max"):
         BuildOptions("fp32", dynamic_batch=(4, 2, 8))
+
+
+def test_profile_on_tensorrt_builds_the_batch_it_times(double, cli, tmp_path):
+    """`edgekit profile --backend tensorrt --batch 4` on a dynamic-batch file: the engine's profile covers batch 4
+    (the backend's hard-coded 1-8-32 is gone), and the GPU rows are in the table."""
+    double.install("10.3.0")
+    dyn = classifier(tmp_path / "dyn.onnx", dynamic=True)
+    code, out, err = cli("profile", dyn, "--backend", "tensorrt", "--device", "cuda", "--batch", "4", "--repeats",
+                         "5", "--warmup", "1", "--input-size", "32", "--resize-size", "32", "--out", tmp_path / "p")
+    assert code == 0, err
+    rep = json.loads((tmp_path / "p/report.json").read_text())
+    assert [(r["runtime"], r["batch"]) for r in rep["gpu_side_by_side"]] == [("tensorrt", 1), ("tensorrt", 4)]
+    assert "tensorrt b4 │ end to end" in " ".join(out.split())
