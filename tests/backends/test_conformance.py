@@ -135,7 +135,8 @@ def test_missing_library_is_reported_not_raised_at_import(monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
     assert not registry.available("openvino") and registry.available("onnxruntime")
     with pytest.raises(MissingDependencyError, match=r"openvino is not installed for the openvino backend: "
-                                                     r"pip install 'edgekit\[openvino\]'"):
+                                                     r"pip install 'openvino>=2024\.0' 'nncf>=2\.10' \(edgekit's "
+                                                     r"\[openvino\] extra\)"):
         registry.require("openvino")
 
 

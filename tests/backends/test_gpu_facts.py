@@ -102,13 +102,13 @@ def test_inspector_counts_layer_precisions(inspector):
     assert h["precision"] == {"fp16": 2} and precision_failures(h, "fp16", "GPU") == []
 
 
-@pytest.mark.parametrize("case", ["v11_split", "v11_list_root"])
-def test_tensorrt_11_schema_is_read(inspector, case):
+@pytest.mark.parametrize("schema", ["v11_split", "v11_list_root"])
+def test_tensorrt_11_schema_is_read(inspector, schema):
     """11.x splits a tensor's "Format/Datatype" into "Format" and "DataType" and lists constants as "Constants":
     read with 10.x's keys, every layer was "unknown" and a real INT8 engine was refused."""
     from edgekit.backends.tensorrt.layers import layer_summary, precision_failures
 
-    s = layer_summary(inspector[case])
+    s = layer_summary(inspector[schema])
     assert s["precision"] == {"fp32": 1, "int8": 2} and s["bookkeeping"] == 1
     assert precision_failures(s, "int8", "GPU") == []
 

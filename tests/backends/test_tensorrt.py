@@ -288,7 +288,7 @@ def test_torch_cuda_fp16_channels_last_agrees_with_cpu(digits_model, digits, dig
 @pytest.mark.gpu
 @pytest.mark.skipif(not _cuda(), reason="no CUDA GPU on this machine (CI has none)")
 def test_tensorrt_engine_builds_and_agrees(bundle, tmp_path):
-    pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install 'edgekit[tensorrt]')")
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (see docs/tensorrt.md)")
     from edgekit.pipeline.board import build_bundle
 
     rep = build_bundle(bundle, tmp_path / "b", repeats=50)
