@@ -45,7 +45,7 @@ TRT_PATHS = (
     "ICudaEngine.get_tensor_shape", "ICudaEngine.get_tensor_dtype", "ICudaEngine.get_tensor_profile_shape",
     "EngineInspector.execution_context", "EngineInspector.get_engine_information",
     "IExecutionContext.set_input_shape", "IExecutionContext.get_tensor_shape", "IExecutionContext.set_tensor_address",
-    "IExecutionContext.execute_async_v3",
+    "IExecutionContext.execute_async_v3", "Runtime.DLA_core",
 )
 # what edgekit/backends/tensorrt/cudamem.py and edgekit/pipeline/doctor.py call in cuda.bindings.runtime
 CUDART_PATHS = (
@@ -54,6 +54,8 @@ CUDART_PATHS = (
     "cudaMallocHost", "cudaFree", "cudaFreeHost", "cudaMemcpyAsync", "cudaMemcpyKind.cudaMemcpyHostToDevice",
     "cudaMemcpyKind.cudaMemcpyDeviceToHost", "cudaEventCreate", "cudaEventRecord", "cudaEventSynchronize",
     "cudaEventElapsedTime", "cudaEventDestroy", "cudaError_t.cudaSuccess", "cudaError_t.cudaErrorInsufficientDriver",
+    "cudaStreamBeginCapture", "cudaStreamEndCapture", "cudaGraphInstantiate", "cudaGraphLaunch", "cudaGraphDestroy",
+    "cudaGraphExecDestroy", "cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal",
 )
 
 _PROBE = """
@@ -83,25 +85,52 @@ def stand_in_libs(folder: Path, major: str) -> None:
                        check=True)
 
 
-def check_tensorrt(version: str, work: Path) -> dict:
+def _bindings_env(version: str, work: Path) -> dict:
+    """The environment in which the real bindings of ``version`` import (downloaded once into ``work``)."""
     major = version.split(".")[0]
     flavour = "cu13" if major == "11" else "cu12"
     wheels = work / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    f"--python-version={sys.version_info.major}.{sys.version_info.minor}",
-                    f"tensorrt-{flavour}-bindings=={version}", "-d", str(wheels)], check=True)
-    whl = next(wheels.glob(f"tensorrt_{flavour}_bindings-{version}-*.whl"))
     site = work / f"site-{version}"
-    zipfile.ZipFile(whl).extractall(site)
+    if not site.exists():
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        f"--python-version={sys.version_info.major}.{sys.version_info.minor}",
+                        f"tensorrt-{flavour}-bindings=={version}", "-d", str(wheels)], check=True)
+        whl = next(wheels.glob(f"tensorrt_{flavour}_bindings-{version}-*.whl"))
+        zipfile.ZipFile(whl).extractall(site)
     libs = work / f"libs-{major}"
     if not libs.exists():
         libs.mkdir()
         stand_in_libs(libs, major)
-    env = {"LD_LIBRARY_PATH": str(libs), "PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    return {"LD_LIBRARY_PATH": str(libs), "PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+
+
+def check_tensorrt(version: str, work: Path) -> dict:
     r = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(TRT_PATHS)], capture_output=True, text=True,
-                       env=env)
+                       env=_bindings_env(version, work))
     if r.returncode != 0:
         return {"version": version, "error": r.stderr.strip().splitlines()[-1]}
+    return json.loads(r.stdout)
+
+
+_ENUMS = """
+import json, sys
+import tensorrt_bindings as trt
+out = {}
+for path, members in json.loads(sys.argv[1]).items():
+    node = trt
+    for part in path.split("."):
+        node = getattr(node, part, None)
+    out[path] = None if node is None else {m: (int(getattr(node, m)) if hasattr(node, m) else None) for m in members}
+print(json.dumps(out))
+"""
+
+
+def real_enum_values(version: str, work: Path, tables: dict[str, list[str]]) -> dict:
+    """For each enum path ("BuilderFlag", "ILogger.Severity"), the real value of each named member (None: absent)."""
+    r = subprocess.run([sys.executable, "-c", _ENUMS, json.dumps(tables)], capture_output=True, text=True,
+                       env=_bindings_env(version, work))
+    if r.returncode != 0:
+        return {"error": r.stderr.strip().splitlines()[-1]}
     return json.loads(r.stdout)
 
 

@@ -115,8 +115,8 @@ def edgekit_lines() -> list[tuple[int, str]]:
     shape = (1, 3, 224, 224)
     cases = [("int8", GraphFacts("int8", 10, True, "input", shape), {}),
              ("fp16", GraphFacts("fp16", 0, True, "input", shape), {}),
-             ("int8", GraphFacts("int8", 10, True, "input", shape), {"dla_core": 0, "sparsity": True,
-                                                                   "builder_optimization_level": 3}),
+             ("fp16", GraphFacts("fp16", 0, True, "input", shape), {"dla_core": 0, "sparsity": True,
+                                                                  "builder_optimization_level": 3}),
              ("fp32", GraphFacts("fp32", 0, True, "input", (None, *shape[1:])), {"dynamic_batch": (1, 8, 32)})]
     lines = [(v[0], trtexec_command("m.onnx", "m.engine", BuildOptions(p, **kw), v, g))
              for v in TRT_ON_JETSON for p, g, kw in cases]

@@ -15,6 +15,9 @@ def _devices_here() -> tuple[str, ...]:
 
 
 class TorchRunner(Runner):
+    """PyTorch eager. On CUDA, inputs and outputs go through page-locked host buffers with asynchronous copies and
+    one wait, as TensorRT's runner copies, so a side by side compares the runtimes, not the copy modes."""
+
     name = "torch"
 
     def __init__(self, model, device: str = "cpu", fp16: bool = False, channels_last: bool = False,
@@ -24,6 +27,7 @@ class TorchRunner(Runner):
         self.channels_last, self.threads = channels_last, threads
         self.input_shape = list(input_shape) if input_shape else [None, 3, None, None]
         self.input_shape[0] = None
+        self.host_copies = "pinned" if device.startswith("cuda") else None
 
     def activate_impl(self) -> None:
         import torch
@@ -54,21 +58,68 @@ class TorchRunner(Runner):
             m = m.half()
         if self.channels_last:
             m = m.to(memory_format=torch.channels_last)
-        self._module = m
+        self._module, self._pins = m, {}
+
+    def _prepare(self, t):
+        import torch
+
+        if self.fp16:
+            t = t.half()
+        if self.channels_last:
+            t = t.contiguous(memory_format=torch.channels_last)
+        return t
+
+    def _forward(self, t):
+        out = self._module(t)
+        return out[0] if isinstance(out, (tuple, list)) else out
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            t = torch.from_numpy(x).to(self.device, non_blocking=True)
-            if self.fp16:
-                t = t.half()
-            if self.channels_last:
-                t = t.contiguous(memory_format=torch.channels_last)
-            out = self._module(t)
-            if isinstance(out, (tuple, list)):
-                out = out[0]
-            return out.float().cpu().numpy()  # .cpu() waits for the device, so timings are complete
+            if not self.device.startswith("cuda"):
+                return self._forward(self._prepare(torch.from_numpy(x))).float().numpy()
+            pin_in = self._pinned("in", x.shape, torch.float32)
+            pin_in.numpy()[...] = x
+            out = self._forward(self._prepare(pin_in.to(self.device, non_blocking=True))).float()
+            pin_out = self._pinned("out", tuple(out.shape), torch.float32)
+            pin_out.copy_(out, non_blocking=True)
+            torch.cuda.current_stream().synchronize()  # the one wait, as TensorRT's runner waits on its stream
+            return pin_out.numpy().copy()
+
+    def _pinned(self, which: str, shape, dtype):
+        """A page-locked host buffer of ``shape``, kept while the shape repeats (as TensorRT's bound buffers)."""
+        import torch
+
+        buf = self._pins.get(which)
+        if buf is None or tuple(buf.shape) != tuple(shape):
+            buf = self._pins[which] = torch.empty(shape, dtype=dtype, pin_memory=True)
+        return buf
+
+    def launcher(self, batch: int, x: np.ndarray):
+        """(launch, intervals, method) for GPU compute at ``batch``: the input resident on the device, one forward
+        per launch, device time between CUDA events on the current stream, one wait at the end."""
+        import torch
+
+        if not self.device.startswith("cuda"):
+            raise EdgekitError("GPU compute time needs the torch runner on CUDA")
+        with torch.inference_mode():
+            t = self._prepare(torch.from_numpy(np.ascontiguousarray(x[:batch])).to(self.device))
+
+        def launch():
+            with torch.inference_mode():
+                self._forward(t)
+
+        def intervals(fn, n: int) -> list[float]:
+            ev = [torch.cuda.Event(enable_timing=True) for _ in range(n + 1)]
+            ev[0].record()
+            for e in ev[1:]:
+                fn()
+                e.record()
+            ev[-1].synchronize()
+            return [float(a.elapsed_time(b)) for a, b in zip(ev, ev[1:])]
+
+        return launch, intervals, "back-to-back launches (PyTorch eager: no CUDA graph)"
 
     def deactivate_impl(self) -> None:
         import torch
@@ -77,14 +128,14 @@ class TorchRunner(Runner):
             torch.set_num_threads(self._old_threads)
         if hasattr(self, "_old_cudnn_benchmark"):
             torch.backends.cudnn.benchmark = self._old_cudnn_benchmark
-        self._module = None
+        self._module, self._pins = None, {}
 
     def describe(self) -> dict:
         import torch
 
         d = {"backend": self.name, "device": self.device, "torch": torch.__version__,
              "precision": "fp16" if self.fp16 else "fp32", "channels_last": self.channels_last,
-             "threads": self.threads or torch.get_num_threads()}
+             "threads": self.threads or torch.get_num_threads(), "host_copies": self.host_copies}
         if self.device.startswith("cuda") and torch.cuda.is_available():
             d["gpu"] = torch.cuda.get_device_name()
         return d

@@ -19,10 +19,17 @@ def build(
     force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
 ) -> None:
     """Build the TensorRT engine on this device, profile it, and fail (exit 1) if it disagrees with the host."""
-    from ..pipeline.jetson import build_bundle
+    from ..errors import BudgetExceededError
+    from ..pipeline.board import build_bundle
     from ..report.table import print_table
 
-    rep = build_bundle(bundle, out, repeats, force)
+    try:
+        rep = build_bundle(bundle, out, repeats, force)
+    except BudgetExceededError as exc:  # the engine was built and measured: show what it did, then the reason
+        if getattr(exc, "report", None):
+            print_table(exc.report)
+            typer.echo(layer_line(exc.report.get("build", {})))
+        raise
     print_table(rep)
     typer.echo(layer_line(rep.get("build", {})))
 
@@ -36,4 +43,6 @@ def layer_line(build: dict) -> str:
     dev = ", ".join(f"{k} {v}" for k, v in layers["device"].items())
     fallback = build.get("dla_gpu_fallback_layers") or []
     more = f"; {len(fallback)} fell back from the DLA to the GPU: {', '.join(fallback[:5])}" if fallback else ""
-    return f"engine layers: {prec} (plus {layers['bookkeeping']} reformat/no-op); on {dev}{more}"
+    hidden = layers.get("opaque") or []
+    more += f"; {len(hidden)} Myelin ForeignNode layer(s) hide their precision" if hidden else ""
+    return f"engine layers: {prec or 'none visible'} (plus {layers['bookkeeping']} reformat/no-op); on {dev}{more}"

@@ -1,5 +1,12 @@
 """The GPU side by side: the TensorRT engine against PyTorch eager on the same GPU (what a user would otherwise
-run), at batch 1 and the engine's max profile batch, end to end (with copies) and GPU compute alone."""
+run), at batch 1 and the engine's max profile batch, end to end and GPU compute alone.
+
+End to end, both copy through page-locked host buffers (TensorRT's runner and ``TorchRunner`` on CUDA alike), so
+the speed-up is not partly the copy mode. GPU compute is timed as trtexec times it: inputs resident on the device,
+launches enqueued back to back (replayed from a CUDA graph where the buffer library can capture one), device time
+between events, one host wait at the end; each row says which (``compute_method``). PyTorch eager has no graph
+here: its compute figure includes the host's launch gaps whenever Python enqueues slower than the GPU runs.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +21,25 @@ def batch_of(x: np.ndarray, batch: int) -> np.ndarray:
     return np.ascontiguousarray(np.resize(x, (batch, *x.shape[1:])).astype(np.float32))
 
 
-def row(name: str, batch: int, e2e: dict | None, compute: dict | None) -> dict:
+def row(name: str, batch: int, e2e: dict | None, compute: dict | None, method: str | None = None,
+        copies: str | None = None) -> dict:
     """One table row; throughput from the end-to-end median (what an application sees), else from compute."""
     basis = e2e or compute
     return {"runtime": name, "batch": batch,
             "e2e_median_ms": e2e["median_ms"] if e2e else None, "e2e_p99_ms": e2e["p99_ms"] if e2e else None,
             "compute_median_ms": compute["median_ms"] if compute else None,
+            "compute_p99_ms": compute.get("p99_ms") if compute else None, "compute_method": method,
+            "host_copies": copies,
             "images_per_s": batch / basis["median_ms"] * 1e3 if basis and basis["median_ms"] > 0 else None}
+
+
+def gpu_compute_ms(runner, x: np.ndarray, batch: int, timing: TimingOptions) -> tuple[list[float], str]:
+    """Per-launch device milliseconds at ``batch`` and how they were taken (``runner.launcher``): ``warmup``
+    launches, then ``repeats`` launches back to back between events, one host wait at the end."""
+    launch, intervals, method = runner.launcher(batch, batch_of(x, batch))
+    for _ in range(timing.warmup):
+        launch()
+    return intervals(launch, timing.repeats), method
 
 
 def relative_to(rows: list[dict], reference: str) -> list[dict]:
@@ -30,13 +49,14 @@ def relative_to(rows: list[dict], reference: str) -> list[dict]:
              if ref.get(r["batch"]) and r["e2e_median_ms"] else None)} for r in rows]
 
 
-def engine_gpu_rows(runner, x: np.ndarray, timing: TimingOptions, progress) -> list[dict]:
+def engine_gpu_rows(runner, x: np.ndarray, timing: TimingOptions, progress, batches=None) -> list[dict]:
+    """TensorRT at ``batches`` (default: 1 and its profile's max): end to end, and GPU compute."""
     out = []
-    for batch in sorted({1, runner.max_batch}):
+    for batch in sorted(set(batches or {1, runner.max_batch})):
         xb = batch_of(x, batch)
         e2e = time_runner(runner, xb, timing, progress, desc=f"tensorrt end to end, batch {batch}")
-        compute = latency_stats(runner.compute_ms(batch, timing.repeats, timing.warmup), batch)
-        out.append(row("tensorrt", batch, e2e, compute))
+        times, method = gpu_compute_ms(runner, x, batch, timing)
+        out.append(row("tensorrt", batch, e2e, latency_stats(times, batch), method, "pinned"))
     return out
 
 
@@ -94,11 +114,18 @@ def torch_twin(source, onnx_path, notes: list[str]):
 
 def torch_cuda_rows(source, onnx_path, x: np.ndarray, max_batch: int, timing: TimingOptions, progress,
                     notes: list[str]) -> list[dict]:
-    """PyTorch eager FP32 and FP16 (channels_last) on the GPU, for the very model the engine was built from."""
+    """PyTorch eager FP32 and FP16 (channels_last) on the GPU, for the very model the engine was built from: end to
+    end through page-locked buffers, as TensorRT's runner copies, and GPU compute as ``gpu_compute_ms`` takes it."""
     from pathlib import Path
+
+    import torch
 
     from ..backends.torch import TorchRunner
 
+    if not torch.cuda.is_available():
+        notes.append(f"no PyTorch side by side: torch {torch.__version__} sees no CUDA GPU (built for "
+                     f"{'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU only'})")
+        return []
     model = torch_twin(source, Path(onnx_path) if onnx_path else None, notes)
     if model is None:
         return []
@@ -108,5 +135,6 @@ def torch_cuda_rows(source, onnx_path, x: np.ndarray, max_batch: int, timing: Ti
                          input_shape=source.input_shape) as r:
             for batch in sorted({1, max_batch}):
                 e2e = time_runner(r, batch_of(x, batch), timing, progress, desc=f"{label}, batch {batch}")
-                rows.append(row(label, batch, e2e, None))
+                times, method = gpu_compute_ms(r, x, batch, timing)
+                rows.append(row(label, batch, e2e, latency_stats(times, batch), method, r.host_copies))
     return rows

@@ -34,8 +34,9 @@ def reference_logits(source: ModelSource, x: np.ndarray) -> np.ndarray:
 
 
 def run_batched(runner, x: np.ndarray, progress=None, task=None, chunk: int = 16) -> np.ndarray:
-    """Run ``x`` through ``runner`` ``chunk`` images at a time, one at a time when its batch is fixed."""
-    step = runner.fixed_batch or chunk
+    """Run ``x`` through ``runner`` ``chunk`` images at a time (or the largest batch it takes, a TensorRT engine's
+    profile max), one at a time when its batch is fixed."""
+    step = runner.fixed_batch or min(chunk, getattr(runner, "max_batch", chunk))
     outs = []
     for i in range(0, len(x), step):
         chunk = x[i:i + step]

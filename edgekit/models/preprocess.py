@@ -49,7 +49,7 @@ class Preprocess:
 
         img = F.resize(image, [self.resize_size], interpolation=InterpolationMode(self.interpolation),
                        antialias=True)
-        return np.asarray(F.center_crop(img, [self.crop_size]), dtype=np.uint8)
+        return np.array(F.center_crop(img, [self.crop_size]), dtype=np.uint8)  # a writable copy, for torch
 
     def normalize(self, batch: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W, 3) -> float32 (N, 3, H, W): scaled to [0, 1] and normalised, as torchvision does.

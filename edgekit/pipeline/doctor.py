@@ -66,15 +66,35 @@ def versions() -> dict[str, str]:
     out["cuda-python"] = _pkg_version("cuda-bindings") if _pkg_version("cuda-python").startswith("n/a") \
         else _pkg_version("cuda-python")
     out["pycuda"] = _pkg_version("pycuda")
+    out.update(cuda_versions())
+    return out
+
+
+def _cudart_module():
+    """cuda-python's runtime module: ``cuda.bindings.runtime`` (12.6+), else the older ``cuda.cudart``."""
     rt, why = try_import("cuda.bindings.runtime")
     if rt is None:
-        out["cuda runtime"] = out["cuda driver"] = _na(f"cuda-python: {why}")
-    else:
-        err, runtime = rt.cudaRuntimeGetVersion()
-        out["cuda runtime"] = _cuda_version(runtime) if int(err) == 0 else _na(err.name)
-        err, driver = rt.cudaDriverGetVersion()
-        out["cuda driver"] = (_cuda_version(driver) if int(err) == 0 and driver else
-                              _na("no NVIDIA driver: libcuda is not loaded"))
+        old, _ = try_import("cuda.cudart")
+        if old is not None:
+            return old, None
+    return rt, why
+
+
+def cuda_versions() -> dict[str, str]:
+    """The CUDA runtime and driver versions cuda-python reports, each "n/a (why)" when it cannot say."""
+    rt, why = _cudart_module()
+    if rt is None:
+        return {"cuda runtime": _na(f"cuda-python: {why}"), "cuda driver": _na(f"cuda-python: {why}")}
+    out = {}
+    for key, call, absent in (("cuda runtime", "cudaRuntimeGetVersion", "the CUDA runtime did not answer"),
+                              ("cuda driver", "cudaDriverGetVersion", "no NVIDIA driver: libcuda is not loaded")):
+        try:
+            err, value = getattr(rt, call)()
+        except Exception as exc:  # a binding that raises instead of returning (err, value): say what it raised
+            out[key] = _na(f"{call} raised {first_line(exc, 100)}")
+            continue
+        out[key] = (_cuda_version(value) if int(err) == 0 and value else
+                    _na(getattr(err, "name", str(err)) if int(err) != 0 else absent))
     return out
 
 
@@ -89,7 +109,11 @@ def gpu_facts() -> dict:
         return {**facts, "gpu": _na(why), "compute_capability": _na("no GPU")}
     from ..backends.tensorrt.build import gpu_identity
 
-    name, cc = gpu_identity()
+    try:
+        name, cc = gpu_identity()
+    except Exception as exc:  # a library that counts a device yet cannot describe it: said, not a crash
+        why = first_line(exc, 160)
+        return {**facts, "gpu": _na(why), "compute_capability": _na(why)}
     return {**facts, "gpu": name, "compute_capability": f"{cc[0]}.{cc[1]}"}
 
 

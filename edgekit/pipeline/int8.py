@@ -142,6 +142,10 @@ def int8_stage(ctx, q) -> dict:
     import onnx
 
     onnx.save(qmodel, str(int8_path))
+    if cfg.target == "tensorrt":  # a file TensorRT's parser would refuse is not shipped (nor carried to a board)
+        from ..backends.tensorrt.onnx_rules import check
+
+        check(int8_path, qmodel)
     if within is False:
         int8_path = int8_path.rename(tmp / "model_int8_over_budget.onnx")
     ops = op_counts(qmodel)

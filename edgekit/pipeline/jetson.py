@@ -1,21 +1,22 @@
 """The Jetson bundle: everything to copy to the board, and `edgekit build` that checks it there.
 
-The host writes the ONNX (symmetric Q/DQ INT8 and/or FP16), a manifest with the preprocessing, labels and the
-accuracy and agreement it measured, a few hundred preprocessed sample images with their FP32 logits, and the
-equivalent trtexec lines. The board builds the engine, measures it, and fails when it disagrees.
+The host writes the ONNX (symmetric Q/DQ INT8 and/or FP16, checked against TensorRT's parser rules), a manifest
+with the preprocessing, labels and the accuracy and agreement it measured, up to 256 preprocessed sample images
+spread over the classes with their FP32 and low-precision logits, and the equivalent trtexec lines in a script that
+runs the one for the board's TensorRT. The board builds the engine, measures it, and fails when it disagrees
+(``board.build_bundle``; the tolerance rule is in ``engine_check``).
 """
 
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import BudgetExceededError, EdgekitError
+from ..errors import EdgekitError
 
 BUNDLE_VERSION = 1
 # the TensorRT releases a Jetson runs: 10.3 on JetPack 6.x (Orin), 11.4.1 on JetPack 7.2.2+ (AGX Orin, Thor)
@@ -25,17 +26,18 @@ TRT_ON_JETSON = ((10, 3, 0), (11, 4, 1))
 BOARD_REQUIREMENTS = ("numpy>=1.24", "onnx>=1.16", "onnxruntime>=1.18", "typer>=0.12", "rich>=13")
 
 
-def bundle_readme(model: str, precision: str) -> str:
-    """The bundle's own README: how to install edgekit on the board without touching its torch, and build."""
+def bundle_readme(model: str, precision: str, wheel: str) -> str:
+    """The bundle's own README: how to install edgekit on the board from the wheel beside it, without touching
+    JetPack's torch, and build."""
     reqs = " ".join(f"'{r}'" for r in BOARD_REQUIREMENTS)
     return f"""# {model} ({precision.upper()}) for TensorRT on the board
 
 Built on the host by `edgekit export --target jetson`. On the board (JetPack ships TensorRT):
 
 ```bash
-# edgekit without PyTorch: `edgekit build` and `edgekit doctor` need no torch, and a plain
-# `pip install edgekit` would pull one from the package index over JetPack's own build
-pip install --no-deps edgekit
+# edgekit from its own wheel, the one that made this bundle (the package index's "edgekit" is another
+# project); --no-deps: `edgekit build` and `edgekit doctor` need no torch, so JetPack's own build stays
+pip install --no-deps ./{wheel}
 pip install {reqs}
 pip install 'cuda-python>=12,<13'   # JetPack 6.x (CUDA 12.6, TensorRT 10.3); JetPack 7.x: 'cuda-python>=13,<14'
 edgekit doctor --backend tensorrt   # versions, GPU, nvpmodel, clocks, and a tiny engine built and checked
@@ -44,7 +46,8 @@ edgekit build .                     # engine, GPU compute and end-to-end time, a
 ```
 
 `trtexec.sh` holds the same build with trtexec for TensorRT 10.3 (JetPack 6.x) and 11.4.1+ (JetPack 7.2.2+;
-TensorRT 11.0-11.3 never ran on Jetson and had no DLA). The Orin Nano has no DLA.
+TensorRT 11.0-11.3 never ran on Jetson and had no DLA) and runs the line for the board's TensorRT. The Orin Nano
+has no DLA.
 """
 REQUIRED = {"edgekit_bundle": int, "model": str, "precision": str, "onnx": str, "input_name": str,
             "input_shape": list, "preprocess": dict, "num_classes": int, "files": dict, "samples": str,
@@ -124,31 +127,76 @@ class BundleSamples:
     lowp_logits: np.ndarray
 
 
+def trtexec_script(lines: dict[str, str]) -> str:
+    """trtexec.sh: the line for the board's TensorRT major (read from its Python package, else from dpkg, else
+    ``TENSORRT_VERSION``); a line that TensorRT cannot build for that major is a refusal with the reason."""
+    def run(line: str) -> str:
+        if line.startswith("#"):  # a refusal, quoted for sh
+            said = line.lstrip("# ").replace('"', "'").replace("`", "'").replace("$", "").replace("\\", "/")
+            return f'echo "trtexec.sh: {said}" >&2; exit 2'
+        return "exec " + line.replace("trtexec ", '"$TRTEXEC" ', 1)
+
+    return f"""#!/bin/sh
+# The engine `edgekit build` makes, built and timed with trtexec instead, for this board's TensorRT:
+# 10.x (JetPack 6.x on Orin: 10.3) or 11.x (11.4.1+ on JetPack 7.2.2+: AGX Orin and Thor; 11.0-11.3 never ran on a
+# Jetson and had no DLA). Set TENSORRT_VERSION to choose by hand.
+set -e
+cd "$(dirname "$0")"
+TRTEXEC="${{TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}}"
+TRT="${{TENSORRT_VERSION:-$(python3 -c 'import tensorrt; print(tensorrt.__version__)' 2>/dev/null || true)}}"
+[ -n "$TRT" ] || TRT="$(dpkg-query -W -f='${{Version}}' tensorrt 2>/dev/null || true)"
+case "$TRT" in
+  10.*) {run(lines["tensorrt10"])} ;;
+  11.*) {run(lines["tensorrt11"])} ;;
+  *) echo "trtexec.sh: cannot tell this board's TensorRT version (got '$TRT'): set TENSORRT_VERSION=10.3 or 11.4.1" >&2
+     exit 2 ;;
+esac
+"""
+
+
+def trtexec_lines(onnx_name: str, engine: str, opts, graph) -> dict[str, str]:
+    """The trtexec line per Jetson TensorRT; where that TensorRT refuses the build, "# " and the reason."""
+    from ..backends.tensorrt.trtexec import trtexec_command
+    from ..errors import EdgekitError
+
+    out = {}
+    for v in TRT_ON_JETSON:
+        try:
+            out[f"tensorrt{v[0]}"] = trtexec_command(onnx_name, engine, opts, v, graph)
+        except EdgekitError as exc:
+            out[f"tensorrt{v[0]}"] = f"# TensorRT {'.'.join(map(str, v))} cannot build it: {exc}"
+    return out
+
+
 def write_bundle(folder: Path, model: BundleModel, samples: BundleSamples, build: dict, budgets: dict | None,
-                 host: dict, tolerance: dict | None = None) -> dict:
-    """Write the bundle into ``folder`` (which the caller stages and renames); returns the manifest."""
+                 host: dict) -> dict:
+    """Write the bundle into ``folder`` (which the caller stages and renames); returns the manifest. The ONNX is
+    checked against TensorRT's parser rules first: a file the board's parser would refuse is not shipped."""
     model_name, onnx_path, precision = model.name, model.onnx_path, model.precision
     x, y, fp32_logits, lowp_logits = samples.x, samples.y, samples.fp32_logits, samples.lowp_logits
-    from ..backends.tensorrt.options import BuildOptions, graph_facts
-    from ..backends.tensorrt.trtexec import trtexec_command
+    from ..backends.tensorrt.onnx_rules import check, graph_facts
+    from ..backends.tensorrt.options import BuildOptions
     from ..fsutil import atomic_write_text, sha256_file, write_json
     from ..stats import accuracy, agreement
+    from .engine_check import tolerance
 
+    check(onnx_path)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(onnx_path, folder / onnx_path.name)
-    arrays = {"x": x.astype(np.float32), "fp32_logits": fp32_logits.astype(np.float32)}
+    arrays = {"x": x.astype(np.float32), "fp32_logits": fp32_logits.astype(np.float32),
+              "lowp_logits": lowp_logits.astype(np.float32)}
     if y is not None:
         arrays["labels"] = np.asarray(y, dtype=np.int64)
     np.savez_compressed(folder / "samples.npz", **arrays)
     graph = graph_facts(folder / onnx_path.name)
     opts = BuildOptions(**{**build, "precision": precision})
-    engine = onnx_path.stem + ".engine"
-    lines = {f"tensorrt{v[0]}": trtexec_command(onnx_path.name, engine, opts, v, graph) for v in TRT_ON_JETSON}
-    atomic_write_text(folder / "trtexec.sh", "#!/bin/sh\n# the engine edgekit build makes, with trtexec instead\n"
-                      f"# TensorRT 10.3 (JetPack 6.x, Orin):\n{lines['tensorrt10']}\n"
-                      "# TensorRT 11.4.1+ (JetPack 7.2.2+, AGX Orin and Thor; 11.0-11.3 never ran on Jetson and had "
-                      f"no DLA):\n# {lines['tensorrt11']}\n")
-    atomic_write_text(folder / "README.md", bundle_readme(model_name, precision))
+    lines = trtexec_lines(onnx_path.name, onnx_path.stem + ".engine", opts, graph)
+    atomic_write_text(folder / "trtexec.sh", trtexec_script(lines))
+    (folder / "trtexec.sh").chmod(0o755)
+    from .wheel import own_wheel
+
+    wheel = own_wheel(folder).name  # what the board installs: this very edgekit
+    atomic_write_text(folder / "README.md", bundle_readme(model_name, precision, wheel))
     ag = agreement(lowp_logits, fp32_logits)
     expected = {"agreement": ag["top1_agreement"], "mean_cosine": ag["mean_cosine"],
                 "top1": accuracy(lowp_logits, y)["top1"] if y is not None else None,
@@ -157,87 +205,31 @@ def write_bundle(folder: Path, model: BundleModel, samples: BundleSamples, build
         "edgekit_bundle": BUNDLE_VERSION, "model": model_name, "precision": precision, "onnx": onnx_path.name,
         "input_name": graph.input_name, "input_shape": [1, *x.shape[1:]], "preprocess": model.preprocess,
         "categories": model.categories, "num_classes": model.num_classes, "samples": "samples.npz",
-        "files": {n: sha256_file(folder / n) for n in (onnx_path.name, "samples.npz", "trtexec.sh", "README.md")},
-        "expected": expected, "tolerance": tolerance or {"agreement_points": 2.0, "top1_points": 1.0},
+        "files": {n: sha256_file(folder / n) for n in (onnx_path.name, "samples.npz", "trtexec.sh", "README.md",
+                                                       wheel)},
+        "expected": expected, "tolerance": tolerance(len(x)),
         "budgets": budgets or {}, "build": {**build, "precision": precision}, "trtexec": lines, "host": host,
     }
     write_json(folder / "manifest.json", manifest)
     return manifest
 
 
-def device_facts() -> dict:
-    """JetPack/L4T release, power mode, locked clocks, CUDA versions (each "n/a (why)" where absent), as
-    `edgekit doctor` reads them."""
-    from .doctor import jetson_facts, versions
-
-    v = versions()
-    return {"machine": platform.machine(), **jetson_facts(), "cuda runtime": v["cuda runtime"],
-            "cuda driver": v["cuda driver"], "tensorrt": v["tensorrt"]}
-
-
 def judge(manifest: dict, measured: dict) -> list[str]:
-    """Where the board's results fall outside the manifest's tolerance (empty when they agree)."""
+    """Where the board's results fall outside the manifest's tolerance (empty when they agree). With the host's
+    low-precision logits in the bundle, the flip count against them decides (``engine_check``); top-1 agreement
+    and accuracy are held to the points that count allows."""
     exp, tol = manifest["expected"], manifest["tolerance"]
     out = []
+    if measured.get("flips") is not None and tol.get("max_flips") is not None and measured["flips"] > tol["max_flips"]:
+        out.append(f"the engine's top-1 differs from the host's {manifest['precision'].upper()} file on "
+                   f"{measured['flips']} of {exp['n']} images (at most {tol['max_flips']} for a healthy engine)")
     if measured["agreement"] < exp["agreement"] - tol["agreement_points"]:
         out.append(f"top-1 agreement with FP32 {measured['agreement']:.2f}% < host {exp['agreement']:.2f}% - "
-                   f"{tol['agreement_points']}")
+                   f"{tol['agreement_points']:.2f}")
     if exp.get("top1") is not None and measured.get("top1") is not None:
         if measured["top1"] < exp["top1"] - tol["top1_points"]:
-            out.append(f"top-1 {measured['top1']:.2f}% < host {exp['top1']:.2f}% - {tol['top1_points']}")
+            out.append(f"top-1 {measured['top1']:.2f}% < host {exp['top1']:.2f}% - {tol['top1_points']:.2f}")
     limit = (manifest.get("budgets") or {}).get("max_latency_ms")
     if limit is not None and measured.get("latency_ms") is not None and measured["latency_ms"] > limit:
         out.append(f"batch-1 latency {measured['latency_ms']:.3f} ms > the recipe's budget {limit} ms")
     return out
-
-
-def build_bundle(bundle: str | Path, out: str | Path | None = None, repeats: int = 200, force: bool = False) -> dict:
-    """On the target: build the engine, profile it, check accuracy against the manifest."""
-    from ..backends.tensorrt.build import engine_from_onnx
-    from ..backends.tensorrt.options import BuildOptions, require_tensorrt
-    from ..backends.tensorrt.runner import TensorRTRunner
-    from ..fsutil import staged_dir
-    from ..report import document as report_mod
-    from ..stats import accuracy, agreement, latency_stats
-
-    bundle = Path(bundle)
-    doc = read_manifest(bundle)
-    require_tensorrt()
-    out = Path(out) if out else bundle / "build"
-    samples = np.load(bundle / doc["samples"])
-    x, ref = samples["x"], samples["fp32_logits"]
-    labels = samples["labels"] if "labels" in samples.files else None
-    with staged_dir(out, force) as tmp:
-        engine = tmp / (Path(doc["onnx"]).stem + ".engine")
-        build = engine_from_onnx(bundle / doc["onnx"], engine, BuildOptions(**doc["build"]),
-                                 cache_dir=bundle / "engine-cache")
-        with TensorRTRunner(engine) as r:
-            logits = np.concatenate([r.infer(x[i:i + 1]) for i in range(len(x))])
-            import time
-
-            e2e = []
-            for i in range(repeats + 20):
-                t0 = time.perf_counter()
-                r.infer(x[:1])
-                if i >= 20:
-                    e2e.append((time.perf_counter() - t0) * 1e3)
-            compute = r.compute_ms(1, repeats)
-            from ..measure.gpu import engine_gpu_rows
-            from ..measure.timing import TimingOptions
-
-            gpu_rows = engine_gpu_rows(r, x, TimingOptions(warmup=20, repeats=repeats), None)
-            backend = r.describe()
-        measured = {"agreement": agreement(logits, ref)["top1_agreement"],
-                    "top1": accuracy(logits, labels)["top1"] if labels is not None else None,
-                    "latency_ms": latency_stats(e2e)["median_ms"]}
-        failures = judge(doc, measured)
-        rep = report_mod.new_report(
-            "build", model={"name": doc["model"]}, precision=doc["precision"], backend=backend, build=build,
-            latency={"batch1": latency_stats(e2e)}, gpu_compute={"batch1": latency_stats(compute)},
-            throughput=gpu_rows,
-            measured=measured, expected=doc["expected"], tolerance=doc["tolerance"], failures=failures,
-            device=device_facts(), environment=report_mod.environment(), out=str(out))
-        report_mod.write(rep, tmp)
-    if failures:
-        raise BudgetExceededError(f"{bundle}: the engine disagrees with the host: {'; '.join(failures)}")
-    return rep

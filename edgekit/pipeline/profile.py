@@ -78,7 +78,7 @@ def profile_model(request: ProfileRequest) -> dict | None:
     ref_src = open_onnx(Path(reference)) if reference else None
     with dist.process_group(), make_progress(show=dist.is_main_process()) as progress:
         stream = ImageStream(images, source.preprocess)
-        runner = _runner(source, backend, device, threads)
+        runner = _runner(source, backend, device, threads, max(1, timing.batch))
         ref_runner = None
         try:
             measured = _timed(runner, source, stream, timing, progress, notes) if dist.is_main_process() else {}
@@ -133,7 +133,7 @@ def _timed(runner, source: ModelSource, stream, timing: TimingOptions, progress,
     import numpy as np
 
     measured = measure(runner, np.ascontiguousarray(stream.head(max(1, timing.batch))), timing, progress)
-    if hasattr(runner, "compute_ms"):  # TensorRT: GPU compute time (CUDA events, no copies) beside e2e
+    if runner.name == "tensorrt":  # GPU compute time (CUDA events, no copies) beside end to end
         from ..measure.gpu import engine_gpu_rows, relative_to, torch_cuda_rows
 
         x = stream.head(GPU_SAMPLE)
@@ -143,12 +143,14 @@ def _timed(runner, source: ModelSource, stream, timing: TimingOptions, progress,
     return measured
 
 
-def _runner(source: ModelSource, backend: str, device: str, threads: int | None):
+def _runner(source: ModelSource, backend: str, device: str, threads: int | None, batch: int = 1):
     from ..backends import registry
     from ..backends.base import RunnerRequest
     from .optimize import read_runtime
 
     options = read_runtime(source.onnx_path, backend) if source.onnx_path is not None else {}
+    if backend == "tensorrt":  # a dynamic-batch ONNX: its engine takes batches 1..batch (a fixed one: its own)
+        options = {**options, "batch_profile": (1, batch, batch)}
     return registry.open_runner(backend, RunnerRequest(source.onnx_path, source.torch_model, device, threads,
                                                        options, tuple(source.input_shape)))
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from ..data.train import Augment
 from ..errors import EdgekitError
-from ..models.source import PreprocessOverrides, is_onnx
+from ..models.source import PreprocessOverrides
+from .refusals import EXPORT_BACKENDS, refusals  # noqa: F401 - recipes read EXPORT_BACKENDS from here
 
 PRECISIONS = ("fp32", "fp16", "int8")
-EXPORT_BACKENDS = ("onnxruntime", "tensorrt")
 BUILD_ON = ("board", "host")
 
 
@@ -181,7 +181,7 @@ class ExportRequest:
             value = getattr(self, name)
             if isinstance(value, Path):
                 object.__setattr__(self, name, str(value))
-        _refusals(self)
+        refusals(self)
 
     @property
     def out_dir(self) -> Path:
@@ -218,65 +218,6 @@ def _normalized(q: QuantizeOptions, b: BackendOptions, g: GraphOptions):
     if b.batch_profile is not None and not g.dynamic_batch:
         g = replace(g, dynamic_batch=True)
     return q, b, g
-
-
-def _refusals(r: ExportRequest) -> None:
-    """Every contradiction in a request, found before any file is read."""
-    q, g, b = r.quantize, r.export, r.backend
-    if b.name not in EXPORT_BACKENDS:
-        raise EdgekitError(f"--backend {b.name}: export builds onnxruntime files or a tensorrt engine; profile "
-                           "other backends with `edgekit profile --backend`")
-    if q.max_drop is not None and q.precision != "int8" and g.optimize is None:
-        raise EdgekitError("--max-drop guards INT8 accuracy: add --int8 (or --optimize)")
-    if g.optimize is not None and q.max_drop == "off":
-        raise EdgekitError("--optimize chooses within an accuracy budget: give --max-drop in top-1 points, not off")
-    if g.time_budget is not None and g.optimize is None:
-        raise EdgekitError("--time-budget bounds the --optimize search: add --optimize latency (or size)")
-    if g.drop_rule != "point" and g.optimize is None:
-        raise EdgekitError(f"--drop-rule {g.drop_rule} is how --optimize holds candidates to --max-drop: add "
-                           "--optimize latency (or size)")
-    if g.optimize is not None and q.precision != "fp32":
-        raise EdgekitError("--optimize tries FP32 and INT8 itself: drop --int8/--fp16")
-    if g.optimize is not None and b.name == "tensorrt":
-        raise EdgekitError("--optimize chooses among CPU runtimes: drop it with --backend tensorrt")
-    if g.optimize is not None and q.target != "cpu":
-        raise EdgekitError("--optimize measures on this CPU: drop --target")
-    if is_onnx(r.model) and g.dynamic_batch:
-        raise EdgekitError("--dynamic-batch applies to torch models; re-export your ONNX file with a dynamic "
-                           "batch axis")
-    if is_onnx(r.model) and g.prune_ratio is not None:
-        raise EdgekitError("--prune needs the torch model, not an ONNX file: pass a zoo name and --weights")
-    if g.prune_ratio is not None and g.plan is not None:
-        raise EdgekitError("--prune with --plan: the plan is already pruned; give one of them")
-    if g.finetune_data is not None:
-        _finetune_refusals(r)
-    elif g.prune_depth or g.finetune_augment != GraphOptions.finetune_augment:
-        flag = "--prune-depth" if g.prune_depth else f"--augment {g.finetune_augment}"
-        raise EdgekitError(f"{flag} shapes the pruned candidates of --finetune-data: add --finetune-data")
-    if b.name == "tensorrt" and b.build_on == "board" and q.precision == "fp32":
-        raise EdgekitError("a Jetson bundle carries an INT8 or FP16 model: add --int8 or --fp16")
-    if b.name == "tensorrt":
-        b.build(q.precision)  # DLA with FP32, a bad profile, an out-of-range level: refused now
-
-
-def _finetune_refusals(r: ExportRequest) -> None:
-    g = r.export
-    if g.optimize is None:
-        raise EdgekitError("--finetune-data feeds the pruned candidates of --optimize: add --optimize latency (or "
-                           "size), or prune one ratio with `edgekit prune --finetune-data`")
-    if is_onnx(r.model):
-        raise EdgekitError(f"--finetune-data prunes and fine-tunes the torch model, not {r.model}: pass a zoo name "
-                           "and --weights")
-    if g.prune_ratio is not None or g.plan is not None:
-        raise EdgekitError("--finetune-data with --prune or --plan: the search prunes the model as given; drop "
-                           "--prune/--plan")
-    if r.eval_data is not None and Path(r.eval_data).resolve() == Path(g.finetune_data).resolve():
-        raise EdgekitError(f"--finetune-data and --eval-data are both {r.eval_data}: the search would judge models "
-                           "on the images they were fine-tuned on; give two disjoint folders")
-    from ..models.registry import get_card
-    from ..prune.plan import check_prunable
-
-    check_prunable(get_card(r.model), g.prune_depth, "--prune-depth")
 
 
 def precision_of(int8: bool, fp16: bool) -> str:

@@ -91,8 +91,11 @@ def extra_options(cfg: QuantConfig) -> dict:
         # A pair on a Conv's output would sit between the Conv and its Relu/Clip, with the unclipped range
         # (EfficientNet-Lite0: 29% top-1 agreement with FP32 instead of 67%, benchmarks/int8_placement.py);
         # TensorRT fuses the activation into the Conv and takes the next layer's input scale for its output.
+        # No int32 bias DequantizeLinear: TensorRT's Dequantize takes INT8/FP8/INT4/FP4 inputs only and its parser
+        # refuses one ("only activation types allowed as input to this layer", onnx/onnx-tensorrt#850); TensorRT
+        # quantizes the float bias itself (backends/tensorrt/onnx_rules.py checks every file for it).
         opts.update(ActivationSymmetric=True, QDQKeepRemovableActivations=True, CalibTensorRangeSymmetric=True,
-                    OpTypesToExcludeOutputQuantization=[*WEIGHTED_OPS, "Add"])
+                    OpTypesToExcludeOutputQuantization=[*WEIGHTED_OPS, "Add"], QuantizeBias=False)
     else:
         opts.update(ActivationSymmetric=False)
     if cfg.method == "percentile":

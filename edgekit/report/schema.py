@@ -54,7 +54,7 @@ class Headline:
         art = (q or {}).get("artifact") or rep.get("artifact") or {}
         m["size_mb"], m["artifact"] = art.get("size_mb"), art.get("file")
         if rep.get("latency"):
-            m["latency_ms"] = rep["latency"]["batch1"]["median_ms"]
+            m["latency_ms"] = (rep["latency"].get("batch1") or next(iter(rep["latency"].values())))["median_ms"]
         elif q:
             m["latency_ms"] = q["latency"]["int8"]["median_ms"]
         elif rep.get("latency_compare"):

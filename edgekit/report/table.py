@@ -136,6 +136,9 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
     for file, ph in (rep.get("photos_top5") or {}).items():
         rows.append(("built-in photos", f"{file}: an accepted ImageNet class in the top 5 of {ph['hits']} of "
                                         f"{ph['labelled']} labelled photos"))
+    from .gpu_rows import engine_rows
+
+    rows += engine_rows(rep)
     ag = rep.get("agreement")
     if ag:
         rows.append(("agreement", f"top-1 {share(ag['top1_agreement'], ag.get('n'), 1)}  cosine "

@@ -76,12 +76,14 @@ def test_tensorrt_absent_says_not_installed():
     from edgekit.backends.tensorrt.options import missing_tensorrt_message
 
     msg = missing_tensorrt_message(ModuleNotFoundError("No module named 'tensorrt'", name="tensorrt"))
-    assert msg.startswith("TensorRT is not installed: pip install 'edgekit[tensorrt]'")
+    assert msg.startswith("TensorRT is not installed: pip install 'tensorrt-cu12>=10'") and "edgekit[" not in msg
     other = missing_tensorrt_message(ImportError("cannot import name 'Logger' from 'tensorrt'"))
     assert "installed but it fails to import" in other
 
 
 # --- the engine inspector: precision and device of every layer ----------------------------------------------
+# tests/assets/trt_inspector.json holds one engine per case, each in the layout and with the strings of an NVIDIA
+# source named in its "_sources" entry (TensorRT 10.x and 11.x schemas, Myelin kgen and ForeignNode layers, DLA).
 
 @pytest.fixture(scope="module")
 def inspector():
@@ -91,13 +93,40 @@ def inspector():
 def test_inspector_counts_layer_precisions(inspector):
     from edgekit.backends.tensorrt.build import layer_summary, precision_failures
 
-    s = layer_summary(inspector["int8"])
-    # 3 convolutions, pooling and the classifier run in INT8; the input quantizer reads FP32
-    assert s["precision"] == {"fp32": 1, "int8": 5} and s["bookkeeping"] == 2 and s["layers"] == 8
-    assert s["device"] == {"GPU": 8} and s["detailed"] is True
+    s = layer_summary(inspector["v10_explicit_int8"])
+    # two convolutions, a depthwise one with its residual Add fused, all Int8; the QDQ and output reformats apart
+    assert s["precision"] == {"int8": 3} and s["bookkeeping"] == 2 and s["layers"] == 5
+    assert s["device"] == {"GPU": 5} and s["detailed"] is True and s["opaque"] == []
     assert precision_failures(s, "int8", "GPU") == []
     h = layer_summary(inspector["fp16"])
     assert h["precision"] == {"fp16": 2} and precision_failures(h, "fp16", "GPU") == []
+
+
+@pytest.mark.parametrize("schema", ["v11_split", "v11_list_root"])
+def test_tensorrt_11_schema_is_read(inspector, schema):
+    """11.x splits a tensor's "Format/Datatype" into "Format" and "DataType" and lists constants as "Constants":
+    read with 10.x's keys, every layer was "unknown" and a real INT8 engine was refused."""
+    from edgekit.backends.tensorrt.layers import layer_summary, precision_failures
+
+    s = layer_summary(inspector[schema])
+    assert s["precision"] == {"fp32": 1, "int8": 2} and s["bookkeeping"] == 1
+    assert precision_failures(s, "int8", "GPU") == []
+
+
+def test_myelin_layers(inspector):
+    """10.x Myelin: kgen/gemm layers carry their weights among their inputs (read as the narrowest float type);
+    a whole subgraph as one {ForeignNode[...]} hides its layers' precision: noted, not held against the engine."""
+    from edgekit.backends.tensorrt.layers import hidden_note, layer_summary, precision_failures
+
+    k = layer_summary(inspector["v10_myelin_kgen"])
+    assert k["precision"] == {"fp32": 2, "int32": 1} and k["opaque"] == []
+    assert precision_failures(k, "fp16", "GPU") == ["asked for FP16 but no layer runs in FP16 (layers: fp32 2, "
+                                                    "int32 1)"]
+    f = layer_summary(inspector["v10_foreign_node"])
+    assert f["opaque"] == ["{ForeignNode[/encoder/Unsqueeze_3 + /encoder/Unsqueeze_4.../match_model/Squeeze]}"]
+    assert f["precision"] == {} and f["bookkeeping"] == 1 and precision_failures(f, "int8", "GPU") == []
+    assert hidden_note(f, "int8").startswith("no layer visibly runs in INT8: 1 Myelin ForeignNode layer(s)")
+    assert hidden_note(f, "fp32") is None and hidden_note(k, "int8") is None
 
 
 def test_fp16_or_int8_engine_without_its_layers_fails(inspector):
@@ -116,7 +145,7 @@ def test_dla_fallback_is_reported(inspector):
     assert s["device"] == {"DLA": 1, "GPU": 3}
     assert s["gpu_layers"] == ["/pool/GlobalAveragePool", "/classifier/Gemm"]  # the fallback, by name
     assert s["precision"] == {"int8": 3} and precision_failures(s, "int8", "DLA") == []
-    gpu_only = layer_summary(inspector["int8"])
+    gpu_only = layer_summary(inspector["v10_explicit_int8"])
     assert precision_failures(gpu_only, "int8", "DLA") == ["asked for the DLA but no layer runs on it (all fell "
                                                            "back to the GPU)"]
 
@@ -128,6 +157,7 @@ def test_names_only_inspector_cannot_vouch(inspector):
     assert s["detailed"] is False and s["layers"] == 3
     assert precision_failures(s, "fp32", "GPU") == ["the engine inspector gave layer names only (3 layers): cannot "
                                                      "check precision"]
+    assert layer_summary([])["detailed"] is False and layer_summary("not json")["layers"] == 0
 
 
 def test_build_sets_detailed_profiling_verbosity():
@@ -136,7 +166,7 @@ def test_build_sets_detailed_profiling_verbosity():
 
     from edgekit.backends.tensorrt import build as tensorrt
 
-    src = inspect.getsource(tensorrt.engine_from_onnx)
+    src = inspect.getsource(tensorrt._build)
     assert "config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED" in src
     assert src.index("profiling_verbosity") < src.index("build_serialized_network")
 
@@ -160,9 +190,11 @@ def test_trtexec_10_and_11_time_the_same_way():
 
 
 def test_trtexec_dla_line_has_no_cuda_graph():
-    """11.x turns CUDA graphs off with --useDLACore, so the 10.x DLA line must not turn them on."""
-    f10 = _flags(trtexec_command("m.onnx", "m.engine", BuildOptions("int8", dla_core=0), 10, QDQ))
+    """11.x turns CUDA graphs off with --useDLACore, so the 10.x DLA line must not turn them on; a 10.x DLA line is
+    weakly typed with --fp16, as trtexec 10.3 builds DLA engines."""
+    f10 = _flags(trtexec_command("m.onnx", "m.engine", BuildOptions("fp16", dla_core=0), 10, FP16))
     assert "--useDLACore" in f10 and "--useCudaGraph" not in f10 and "--noDataTransfers" in f10
+    assert "--fp16" in f10 and "--stronglyTyped" not in f10
     with pytest.raises(EdgekitError, match=r"TensorRT 11\.0\.0 has no DLA support \(none in 11\.0-11\.3"):
         trtexec_command("m.onnx", "m.engine", BuildOptions("int8", dla_core=0), 11, QDQ)
     f114 = _flags(trtexec_command("m.onnx", "m.engine", BuildOptions("fp16", dla_core=0), (11, 4, 1), FP16))
@@ -178,13 +210,22 @@ def test_trtexec_uses_the_python_builds_timing_cache():
 
 
 def test_dla_facts_per_tensorrt_version():
-    from edgekit.backends.tensorrt.options import no_dla_message
+    """NVIDIA: 10.7 was the last 10.x release with DLA; none in 11.0-11.3, 11.4.0 on Windows on ARM only; 11.4.1
+    on AGX Orin (JetPack 7.2.2+), strongly typed. On 10.x the DLA takes INT8 only by implicit quantization."""
+    from edgekit.backends.tensorrt.options import dla_refusal, no_dla_message
 
-    for v in ((11, 0, 0), (11, 3, 0)):
+    for v in ((11, 0, 0), (11, 3, 0), (11, 4, 0)):
         with pytest.raises(EdgekitError, match="has no DLA support"):
             build_recipe(BuildOptions("int8", dla_core=0), v, QDQ)
+    with pytest.raises(EdgekitError, match=r"10\.7 was the last 10\.x release with DLA"):
+        build_recipe(BuildOptions("fp16", dla_core=0), (10, 8, 0), FP16)
     assert build_recipe(BuildOptions("int8", dla_core=0), (11, 4, 1), QDQ)["device"] == "DLA"
-    assert build_recipe(BuildOptions("int8", dla_core=1), (10, 3, 0), QDQ)["device"] == "DLA"
+    r = build_recipe(BuildOptions("fp16", dla_core=1), (10, 3, 0), FP16)
+    assert r["device"] == "DLA" and r["network_flags"] == [] and r["builder_flags"] == ["FP16", "GPU_FALLBACK"]
+    with pytest.raises(EdgekitError, match=r"--dla-core 1: TensorRT 10\.3\.0 runs INT8 on the DLA only from a "
+                                           r"calibration cache"):
+        build_recipe(BuildOptions("int8", dla_core=1), (10, 3, 0), QDQ)
+    assert dla_refusal((10, 3, 0), "fp16") is None and dla_refusal((11, 5, 0), "int8") is None
     msg = no_dla_message((10, 3, 0))
     assert "Orin Nano has none" in msg and "11.4.1 on JetPack 7.2.2+" in msg
 

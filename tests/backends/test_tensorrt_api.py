@@ -46,3 +46,22 @@ def test_tensorrt_paths_exist_in_the_real_bindings(version, tmp_path):
         pytest.skip(f"the package index is not reachable here: {probe.stderr.strip().splitlines()[-1][:160]}")
     res = api.check_tensorrt(version, tmp_path)
     assert res.get("version") == version and res["missing"] == [], res
+
+
+@pytest.mark.parametrize("version", ["10.3.0", "11.4.0.106"])
+def test_the_double_matches_the_real_bindings(version, tmp_path):
+    """tests/gpu_double fakes TensorRT from these enums: each name and value must be the real bindings'."""
+    from gpu_double.trt_enums import COMMON, REAL
+
+    probe = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                            f"tensorrt-cu12-bindings=={version}" if version.startswith("10") else
+                            f"tensorrt-cu13-bindings=={version}", "-d", str(tmp_path / "wheels")],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"the package index is not reachable here: {probe.stderr.strip().splitlines()[-1][:160]}")
+    tables = {**COMMON, **REAL[version.split(".")[0]]}
+    paths = {("ILogger.Severity" if k == "Severity" else k): list(v) for k, v in tables.items()}
+    real = api.real_enum_values(version, tmp_path, paths)
+    assert "error" not in real, real
+    expected = {("ILogger.Severity" if k == "Severity" else k): v for k, v in tables.items()}
+    assert real == expected

@@ -66,7 +66,7 @@ def test_backend_mismatch_and_missing_tensorrt(cli, tmp_path):
         import tensorrt  # noqa: F401
     except ImportError:
         code, _, err = cli("profile", "x.onnx", "--backend", "tensorrt", "--out", tmp_path / "t")
-        assert code == 2 and "pip install 'edgekit[tensorrt]'" in _error_line(err)
+        assert code == 2 and "TensorRT is not installed: pip install 'tensorrt-cu12>=10'" in _error_line(err)
 
 
 def test_user_onnx_without_metadata(cli, tmp_path):

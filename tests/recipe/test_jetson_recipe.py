@@ -23,7 +23,11 @@ def test_jetson_recipe_runs_on_the_host_up_to_the_bundle(cli, tmp_path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["budgets"] == {"max_latency_ms": doc["budgets"]["max_latency_ms"]}
     assert manifest["build"] == {"workspace_mb": 1024, "builder_optimization_level": 3, "precision": "int8"}
-    assert "pip install --no-deps edgekit" in (bundle / "README.md").read_text()
+    from edgekit import __version__
+
+    wheel = f"edgekit-{__version__}-py3-none-any.whl"  # the board installs edgekit from the bundle, never by name
+    assert f"pip install --no-deps ./{wheel}" in (bundle / "README.md").read_text() and (bundle / wheel).exists()
+    assert wheel in manifest["files"]
     assert not (tmp_path / "out/profile").exists()  # the TensorRT profile is the board's
     from edgekit.pipeline.jetson import judge
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..._optional import hint
 from ...errors import EdgekitError, MissingDependencyError
 from ..base import BackendSpec, Runner, RunnerRequest
 
@@ -24,30 +25,50 @@ def _ready() -> None:
         raise MissingDependencyError(f"{exc}{more}") from None
 
 
+# request.options["batch_profile"]: (min, opt, max) batch of a dynamic-batch ONNX (not tuned by --optimize)
 SPEC = BackendSpec(
     "tensorrt", inputs=("onnx",), devices=("cuda",), precisions=("fp32", "fp16", "int8"),
     suffixes=(".engine", ".plan"), requires=("tensorrt",), extra="tensorrt",
-    fix="on a machine with an NVIDIA GPU and driver; see the README's TensorRT extras",
+    fix=hint("tensorrt"),
     wrong_input="the tensorrt backend builds its engine from an ONNX file, not {model!r}: run `edgekit export "
                 "{model}` first",
     check=_ready)
 
 
 def open(request: RunnerRequest) -> Runner:
-    """Build an engine from ``request.path`` for this GPU (INT8 for a Q/DQ graph, a 1-8-32 batch profile for a
-    dynamic batch), then its runner. The engine goes to ``request.work_dir`` (default: a fresh temporary folder,
-    never beside the user's ONNX, where it could replace their engine, with the user's engine cache)."""
+    """Build an engine from ``request.path`` for this GPU (INT8 for a Q/DQ graph), then its runner.
+
+    A dynamic batch gets the profile ``request.options["batch_profile"]`` (min, opt, max), or (1, 1, 1) when the
+    caller names none: an engine takes no batch it was not built for, and the runner refuses one outside its
+    profile (a fixed batch ignores the option: the engine takes the file's batch). The engine goes to
+    ``request.work_dir``; without one, to a temporary folder (never beside the user's ONNX, where it could replace
+    their engine) that the runner removes when it is done with it, and the user's engine cache keeps the build.
+    """
+    import shutil
     import tempfile
+    import weakref
 
     from .build import engine_from_onnx
-    from .options import BuildOptions, graph_facts
+    from .onnx_rules import graph_facts
+    from .options import BuildOptions
     from .runner import TensorRTRunner
 
     facts = graph_facts(request.path)
+    profile = request.options.get("batch_profile")
+    dynamic = facts.input_shape[0] is None
     opts = BuildOptions(precision="int8" if facts.qdq_nodes else facts.precision,
-                        dynamic_batch=(1, 8, 32) if facts.input_shape[0] is None else None)
+                        dynamic_batch=tuple(profile or (1, 1, 1)) if dynamic else None)
     work = request.work_dir
     cache = None if work is not None else Path.home() / ".cache" / "edgekit" / "engines"
-    engine = Path(work or tempfile.mkdtemp(prefix="edgekit-engine-")) / (Path(request.path).stem + ".engine")
-    engine_from_onnx(request.path, engine, opts, cache_dir=cache)
-    return TensorRTRunner(engine)
+    folder = Path(work or tempfile.mkdtemp(prefix="edgekit-engine-"))
+    engine = folder / (Path(request.path).stem + ".engine")
+    try:
+        engine_from_onnx(request.path, engine, opts, cache_dir=cache)
+    except BaseException:
+        if work is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    runner = TensorRTRunner(engine)
+    if work is None:  # removed when the runner is deactivated, or collected, or at exit
+        runner.cleanup = weakref.finalize(runner, shutil.rmtree, folder, True)
+    return runner

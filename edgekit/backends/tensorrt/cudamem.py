@@ -1,8 +1,9 @@
 """Device buffers, page-locked host memory, a stream and CUDA events for the TensorRT runner.
 
 Three libraries can provide them; NVIDIA's samples use cuda-python (``cuda.bindings``), older code pycuda,
-and a machine with PyTorch on CUDA already has torch. Each is a small class with the same methods, chosen by
-``choose_library`` (a pure function) from what is installed; none is imported at module level.
+and a machine with PyTorch on CUDA already has torch. Each is a small class with the same methods (the pycuda and
+torch ones in othermem.py), chosen by ``choose_library`` (a pure function) from what is installed; none is
+imported at module level.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..._optional import available as installed
+from ..._optional import hint
 from ...errors import EdgekitError, MissingDependencyError
+from .othermem import PycudaMemory, TorchMemory, nbytes_of
 
 LIBRARIES = ("cuda-python", "pycuda", "torch")
 
@@ -21,14 +24,14 @@ def choose_library(available: set[str], preferred: str | None = None) -> str:
         if preferred not in LIBRARIES:
             raise EdgekitError(f"unknown CUDA buffer library {preferred!r}: choose one of {', '.join(LIBRARIES)}")
         if preferred not in available:
-            raise MissingDependencyError(f"{preferred} is not installed (or sees no GPU): pip install "
-                                         f"{'cuda-python' if preferred == 'cuda-python' else preferred}")
+            module = {"cuda-python": "cuda.bindings", "pycuda": "pycuda", "torch": "torch"}[preferred]
+            raise MissingDependencyError(f"{preferred} is not installed (or sees no GPU): {hint(module)}")
         return preferred
     for lib in LIBRARIES:
         if lib in available:
             return lib
-    raise MissingDependencyError("no CUDA library for TensorRT's buffers: pip install 'edgekit[tensorrt]' "
-                                 "(brings cuda-python) on a machine with an NVIDIA GPU")
+    raise MissingDependencyError(f"no CUDA library for TensorRT's buffers: {hint('cuda.bindings')}, on a machine "
+                                 "with an NVIDIA GPU")
 
 
 def probe_devices() -> dict[str, tuple[int, str | None]]:
@@ -85,6 +88,7 @@ def installed_libraries() -> set[str]:
 
 
 def open_memory(preferred: str | None = None):
+    """Buffers, a stream and events from the library ``choose_library`` picks among those that see a GPU."""
     lib = choose_library(installed_libraries(), preferred)
     return {"cuda-python": CudaPythonMemory, "pycuda": PycudaMemory, "torch": TorchMemory}[lib]()
 
@@ -96,19 +100,23 @@ def _cudart():
         try:
             from cuda import cudart  # cuda-python < 12.6 layout
         except ImportError:
-            raise MissingDependencyError("cuda-python is not installed: pip install cuda-python") from None
+            raise MissingDependencyError(f"cuda-python is not installed: {hint('cuda.bindings')}") from None
     return cudart
 
 
 def _call(result, what: str):
-    """cuda-python returns (error, value...); raise on an error, return the value(s)."""
+    """cuda-python returns (error, value...) and never raises for a CUDA error: raise on one, return the value(s)."""
     err, *rest = result if isinstance(result, tuple) else (result,)
-    if int(getattr(err, "value", err)) != 0:
-        raise EdgekitError(f"CUDA call {what} failed: {err}")
+    code = int(getattr(err, "value", err))
+    if code != 0:
+        raise EdgekitError(f"CUDA call {what} failed: {getattr(err, 'name', 'error')} ({code})")
     return rest[0] if len(rest) == 1 else tuple(rest) or None
 
 
+
 class CudaPythonMemory:
+    """cuda-python (``cuda.bindings.runtime``): NVIDIA's samples' choice, and the one with CUDA graphs here."""
+
     name = "cuda-python"
 
     def __init__(self) -> None:
@@ -127,15 +135,16 @@ class CudaPythonMemory:
         return int(ptr)
 
     def host(self, shape, dtype) -> np.ndarray:
-        """Page-locked host memory seen as a numpy array (what TensorRT's samples do)."""
+        """Page-locked host memory seen as a numpy array of any dtype (float16 included: numpy's ctypes bridge
+        has no half type, so the view goes through bytes)."""
         import ctypes
 
-        dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape)) * dtype.itemsize
-        ptr = _call(self.rt.cudaMallocHost(nbytes), "cudaMallocHost")
+        dtype, shape = np.dtype(dtype), tuple(int(d) for d in shape)
+        nbytes = nbytes_of(shape, dtype)
+        ptr = _call(self.rt.cudaMallocHost(max(nbytes, 1)), "cudaMallocHost")
         self._host.append(ptr)
-        buf = ctypes.cast(int(ptr), ctypes.POINTER(np.ctypeslib.as_ctypes_type(dtype)))
-        return np.ctypeslib.as_array(buf, (int(np.prod(shape)),)).reshape(shape)
+        raw = (ctypes.c_ubyte * max(nbytes, 1)).from_address(int(ptr))
+        return np.frombuffer(raw, dtype=np.uint8, count=nbytes).view(dtype).reshape(shape)
 
     def to_device(self, dst: int, src: np.ndarray) -> None:
         _call(self.rt.cudaMemcpyAsync(dst, src.ctypes.data, src.nbytes,
@@ -150,137 +159,50 @@ class CudaPythonMemory:
     def synchronize(self) -> None:
         _call(self.rt.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
 
-    def timed(self, fn) -> float:
-        """Milliseconds between CUDA events recorded on the stream around ``fn()``."""
-        start, end = (_call(self.rt.cudaEventCreate(), "cudaEventCreate") for _ in range(2))
+    def event_intervals(self, launch, n: int) -> list[float]:
+        """Device milliseconds of each of ``n`` launches enqueued back to back, between events recorded between
+        them (created once): the host waits once, at the end, as trtexec times its GPU compute."""
+        events = [_call(self.rt.cudaEventCreate(), "cudaEventCreate") for _ in range(n + 1)]
         try:
-            _call(self.rt.cudaEventRecord(start, self._stream), "cudaEventRecord")
-            fn()
-            _call(self.rt.cudaEventRecord(end, self._stream), "cudaEventRecord")
-            _call(self.rt.cudaEventSynchronize(end), "cudaEventSynchronize")
-            return float(_call(self.rt.cudaEventElapsedTime(start, end), "cudaEventElapsedTime"))
+            _call(self.rt.cudaEventRecord(events[0], self._stream), "cudaEventRecord")
+            for i in range(n):
+                launch()
+                _call(self.rt.cudaEventRecord(events[i + 1], self._stream), "cudaEventRecord")
+            _call(self.rt.cudaEventSynchronize(events[-1]), "cudaEventSynchronize")
+            return [float(_call(self.rt.cudaEventElapsedTime(a, b), "cudaEventElapsedTime"))
+                    for a, b in zip(events, events[1:])]
         finally:
-            self.rt.cudaEventDestroy(start)
-            self.rt.cudaEventDestroy(end)
+            for e in events:
+                self.rt.cudaEventDestroy(e)
+
+    def capture(self, enqueue):
+        """A CUDA graph of what ``enqueue()`` puts on the stream, as a launch function; raises EdgekitError when
+        the work cannot be captured (the caller then enqueues directly)."""
+        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+        _call(self.rt.cudaStreamBeginCapture(self._stream, mode), "cudaStreamBeginCapture")
+        try:
+            enqueue()
+        except BaseException:
+            self.rt.cudaStreamEndCapture(self._stream)  # ends the (invalidated) capture: the first error is the news
+            raise
+        graph = _call(self.rt.cudaStreamEndCapture(self._stream), "cudaStreamEndCapture")
+        try:
+            graph_exec = _call(self.rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+        finally:
+            self.rt.cudaGraphDestroy(graph)
+        self._graphs = [*getattr(self, "_graphs", []), graph_exec]
+        return lambda: _call(self.rt.cudaGraphLaunch(graph_exec, self._stream), "cudaGraphLaunch")
 
     def free(self) -> None:
-        """Device and host buffers; the stream stays for the next binding."""
+        """Device and host buffers and graphs; the stream stays for the next binding."""
+        for g in getattr(self, "_graphs", []):
+            self.rt.cudaGraphExecDestroy(g)
         for p in self._device:
             self.rt.cudaFree(p)
         for p in self._host:
             self.rt.cudaFreeHost(p)
-        self._device, self._host = [], []
+        self._device, self._host, self._graphs = [], [], []
 
     def close(self) -> None:
         self.free()
         self.rt.cudaStreamDestroy(self._stream)
-
-
-class PycudaMemory:
-    name = "pycuda"
-
-    def __init__(self) -> None:
-        import pycuda.autoprimaryctx  # noqa: F401  the primary context, which TensorRT's runtime also uses
-        import pycuda.driver as cuda
-
-        self.cuda = cuda
-        self._stream = cuda.Stream()
-        self._device: list = []
-
-    @property
-    def stream(self) -> int:
-        return int(self._stream.handle)
-
-    def device(self, nbytes: int) -> int:
-        d = self.cuda.mem_alloc(nbytes)
-        self._device.append(d)
-        return int(d)
-
-    def host(self, shape, dtype) -> np.ndarray:
-        return self.cuda.pagelocked_empty(tuple(shape), np.dtype(dtype))
-
-    def to_device(self, dst: int, src: np.ndarray) -> None:
-        self.cuda.memcpy_htod_async(dst, src, self._stream)
-
-    def to_host(self, dst: np.ndarray, src: int) -> None:
-        self.cuda.memcpy_dtoh_async(dst, src, self._stream)
-
-    def synchronize(self) -> None:
-        self._stream.synchronize()
-
-    def timed(self, fn) -> float:
-        start, end = self.cuda.Event(), self.cuda.Event()
-        start.record(self._stream)
-        fn()
-        end.record(self._stream)
-        end.synchronize()
-        return float(start.time_till(end))
-
-    def free(self) -> None:
-        for d in self._device:
-            d.free()
-        self._device = []
-
-    def close(self) -> None:
-        self.free()
-
-
-class TorchMemory:
-    name = "torch"
-
-    def __init__(self) -> None:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise EdgekitError("TensorRT needs an NVIDIA GPU, and torch sees none")
-        self.torch = torch
-        self._stream = torch.cuda.Stream()
-        self._keep: list = []
-
-    @property
-    def stream(self) -> int:
-        return int(self._stream.cuda_stream)
-
-    def device(self, nbytes: int) -> int:
-        t = self.torch.empty(nbytes, dtype=self.torch.uint8, device="cuda")
-        self._keep.append(t)
-        return int(t.data_ptr())
-
-    def host(self, shape, dtype) -> np.ndarray:
-        t = self.torch.from_numpy(np.empty(tuple(shape), np.dtype(dtype))).pin_memory()
-        self._keep.append(t)
-        return t.numpy()
-
-    def _view(self, ptr: int, nbytes: int):
-        for t in self._keep:
-            if t.is_cuda and t.data_ptr() == ptr:
-                return t[:nbytes]
-        raise EdgekitError("device pointer not allocated by this TorchMemory")
-
-    def to_device(self, dst: int, src: np.ndarray) -> None:
-        with self.torch.cuda.stream(self._stream):
-            self._view(dst, src.nbytes).copy_(self.torch.from_numpy(src.reshape(-1).view(np.uint8)),
-                                              non_blocking=True)
-
-    def to_host(self, dst: np.ndarray, src: int) -> None:
-        with self.torch.cuda.stream(self._stream):
-            self.torch.from_numpy(dst.reshape(-1).view(np.uint8)).copy_(self._view(src, dst.nbytes),
-                                                                        non_blocking=True)
-
-    def synchronize(self) -> None:
-        self._stream.synchronize()
-
-    def timed(self, fn) -> float:
-        start = self.torch.cuda.Event(enable_timing=True)
-        end = self.torch.cuda.Event(enable_timing=True)
-        start.record(self._stream)
-        fn()
-        end.record(self._stream)
-        end.synchronize()
-        return float(start.elapsed_time(end))
-
-    def free(self) -> None:
-        self._keep = []
-
-    def close(self) -> None:
-        self.free()
