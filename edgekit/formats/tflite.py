@@ -1,0 +1,47 @@
+"""LiteRT (.tflite) from the torch model with litert-torch; INT8 through its PT2E quantizer.
+
+litert-torch's INT8 files take and give int8 tensors (their scale and zero point are in the file): the app
+quantizes its float input and dequantizes the logits, as ``edgekit.backends.litert`` does and ``model.json`` says.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .._optional import require
+from ..errors import EdgekitError, first_line
+from .registry import package_version
+from .pt2e import Int8Spec, calibrated, exclude
+
+
+def quantizer(per_channel: bool = True, float_layers=()):
+    """litert-torch's documented static INT8: symmetric per-channel weights, int8 activations."""
+    pq = require("litert_torch.quantize.pt2e_quantizer", "LiteRT INT8")
+    q = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=per_channel))
+    return exclude(q, float_layers)
+
+
+def tflite_from_torch(module, input_shape, path: Path, int8: Int8Spec | None = None) -> dict:
+    """Write ``path``: FP32, or INT8 calibrated on ``int8.calib`` with ``int8.exclude`` kept float. Batch 1."""
+    torch = require("torch")
+    litert_torch = require("litert_torch", "the tflite format")
+    example = (torch.zeros(tuple(input_shape), dtype=torch.float32),)
+    model, kwargs = module.eval(), {}
+    if int8 is not None:
+        from litert_torch.quantize.quant_config import QuantConfig
+
+        q = quantizer(int8.per_channel, int8.exclude)
+        model = calibrated(module, input_shape, q, int8)
+        kwargs["quant_config"] = QuantConfig(pt2e_quantizer=q)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        litert_torch.convert(model, example, **kwargs).export(str(tmp))
+    except Exception as exc:  # an op LiteRT cannot hold: the row says which
+        tmp.unlink(missing_ok=True)
+        raise EdgekitError(f"litert-torch cannot convert the model to {path.name}: {first_line(exc, 200)}") from None
+    os.replace(tmp, path)
+    return {"converter": "litert-torch " + package_version("litert-torch"),
+            "quantizer": None if int8 is None else "litert-torch PT2EQuantizer (symmetric, "
+            f"{'per-channel' if int8.per_channel else 'per-tensor'} weights)"}
+
