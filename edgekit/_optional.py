@@ -14,6 +14,7 @@ from types import ModuleType
 
 from .errors import MissingDependencyError, first_line
 
+
 def extra_requirements(extra: str) -> list[str]:
     """The requirements of edgekit's ``extra`` as the installed distribution declares them (pyproject.toml is the
     one place they are written); empty when edgekit is not installed as a distribution or has no such extra."""

@@ -30,7 +30,8 @@ def ncnn_from_onnx(onnx_path: Path, path: Path, input_shape, fp16: bool = False)
         r = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=600)
         if r.returncode != 0 or not param.exists() or not binf.exists():
             tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise EdgekitError(f"pnnx could not convert {onnx_path.name} to ncnn (exit {r.returncode}: {tail[0][:160]})")
+            raise EdgekitError(f"pnnx could not convert {onnx_path.name} to ncnn (exit {r.returncode}: "
+                               f"{tail[0][:160]})")
         os.replace(binf, path.with_suffix(".bin"))
         os.replace(param, path)
     return {"converter": f"pnnx {package_version('pnnx')} (from ONNX)", "quantizer": None,
@@ -46,7 +47,8 @@ def _readable_by_pnnx(onnx_path: Path, dest: Path) -> Path:
     import onnx
 
     model = onnx.load(str(onnx_path), load_external_data=False)
-    if model.ir_version <= PNNX_MAX_IR or any(o.version > 21 for o in model.opset_import if o.domain in ("", "ai.onnx")):
+    newer_ops = any(o.version > 21 for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if model.ir_version <= PNNX_MAX_IR or newer_ops:
         os.symlink(os.path.abspath(onnx_path), dest)
         return dest
     model = onnx.load(str(onnx_path))

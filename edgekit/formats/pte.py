@@ -8,8 +8,8 @@ from pathlib import Path
 from .._optional import require
 from ..errors import EdgekitError, first_line
 from ..fsutil import atomic_write_bytes
-from .registry import package_version
 from .pt2e import Int8Spec, calibrated, exclude
+from .registry import package_version
 
 
 def quantizer(per_channel: bool = True, float_layers=()):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from .._optional import require
 from ..errors import EdgekitError, first_line
-from .registry import package_version
 from .pt2e import Int8Spec, calibrated, exclude
+from .registry import package_version
 
 
 def quantizer(per_channel: bool = True, float_layers=()):
