@@ -58,8 +58,9 @@ class NcnnRunner(Runner):
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
         if x.shape[0] != 1:
             raise EdgekitError(f"ncnn: input shape {list(x.shape)} does not fit the model's batch 1")
-        with self.net.create_extractor() as ex:
-            ex.input(self.in_name, self.ncnn.Mat(np.ascontiguousarray(x[0])).clone())
+        chw = np.ascontiguousarray(x[0], dtype=np.float32)  # ncnn.Mat borrows this buffer: keep it alive until
+        with self.net.create_extractor() as ex:                # the extract (a temporary here read freed memory)
+            ex.input(self.in_name, self.ncnn.Mat(chw))
             ret, out = ex.extract(self.out_name)
         if ret != 0:
             raise EdgekitError(f"ncnn: input shape {list(x.shape)} does not fit the model (extract returned {ret})")

@@ -24,20 +24,27 @@ class FormatSpec:
     backend: str | None  # the edgekit backend that runs it here; None: not run here
     purpose: str  # what a user ships it for
     not_run_reason: str = ""  # why it is not run here (a format without a backend)
+    requires: tuple[str, ...] = ()  # modules its converter and runtime import
+    unheld: str = ""  # why a precision it lacks is not offered
 
 
 FORMATS: dict[str, FormatSpec] = {
     "tflite": FormatSpec("tflite", ".tflite", "torch", ("fp32", "int8"), "litert", "tflite", "litert",
-                         "Android (LiteRT, formerly TensorFlow Lite), microcontrollers, Coral"),
+                         "Android (LiteRT, formerly TensorFlow Lite), microcontrollers, Coral",
+                         requires=("litert_torch", "ai_edge_litert"),
+                         unheld="FP16 .tflite is not offered: XNNPACK runs FP32 or INT8 files on phones' CPUs"),
     "pte": FormatSpec("pte", ".pte", "torch", ("fp32", "int8"), "executorch", "pte", "executorch",
-                      "Android, iOS and embedded Linux through ExecuTorch (XNNPACK delegate)"),
+                      "Android, iOS and embedded Linux through ExecuTorch (XNNPACK delegate)", requires=("executorch",),
+                      unheld="FP16 .pte is not offered: its XNNPACK delegate is lowered from FP32 or INT8 here"),
     "ort": FormatSpec("ort", ".ort", "onnx", ("fp32", "fp16", "int8"), None, "ort_mobile", "onnxruntime",
-                      "ONNX Runtime Mobile on Android and iOS (a reduced build reads .ort)"),
+                      "ONNX Runtime Mobile on Android and iOS (a reduced build reads .ort)", requires=("onnxruntime",)),
     "ncnn": FormatSpec("ncnn", ".param", "onnx", ("fp32", "fp16"), "ncnn", "ncnn", "ncnn",
-                       "ncnn on Android, iOS and ARM boards (Vulkan GPU or CPU)"),
+                       "ncnn on Android, iOS and ARM boards (Vulkan GPU or CPU)", requires=("pnnx", "ncnn"),
+                       unheld="no ncnn INT8 here: its tools (ncnn2table, ncnn2int8) are in neither the pip wheels "
+                              "nor Debian"),
     "coreml": FormatSpec("coreml", ".mlpackage", "torch", ("fp32", "fp16", "int8"), "coreml", "coreml", None,
                          "iOS and macOS (Core ML; int8 is 8-bit weights, float activations)",
-                         "not run here (Core ML runs on macOS/iOS)"),
+                         "not run here (Core ML runs on macOS/iOS)", requires=("coremltools",)),
 }
 ALL = "all"
 
@@ -55,14 +62,30 @@ def get(name: str) -> FormatSpec:
 
 
 def resolve(requested) -> tuple[str, ...]:
-    """``--format`` as a tuple of known names, in the table's order, ``all`` expanded; refuses an unknown name."""
+    """``--format`` as a tuple of known names in the table's order, or ``("all",)``; refuses an unknown name."""
     items = [requested] if isinstance(requested, str) else list(requested or ())
     wanted = [n.strip().lower() for item in items for n in str(item).split(",") if n.strip()]
     if ALL in wanted:
-        return names()
+        return (ALL,)
     for n in wanted:
         get(n)
     return tuple(n for n in FORMATS if n in wanted)
+
+
+def expand(formats: tuple[str, ...]) -> tuple[str, ...]:
+    return names() if ALL in formats else tuple(formats)
+
+
+def preflight(formats: tuple[str, ...]) -> None:
+    """Formats named one by one need their extra: a missing one is one line with its install command, before any
+    work. Under ``all``, a format whose extra is absent becomes a row that says so."""
+    from .._optional import require
+
+    if ALL in formats:
+        return
+    for name in formats:
+        for module in FORMATS[name].requires:
+            require(module, f"--format {name}")
 
 
 def precision_for(spec: FormatSpec, precision: str) -> str:
@@ -73,11 +96,11 @@ def precision_for(spec: FormatSpec, precision: str) -> str:
 
 def refuse_onnx_input(formats: tuple[str, ...], model: str) -> None:
     """A format converted from the torch model cannot be made from a user's ONNX file: one line, with the fix."""
-    need = [f for f in formats if FORMATS[f].source == "torch"]
+    need = [f for f in expand(formats) if FORMATS[f].source == "torch"]
     if need and str(model).lower().endswith(".onnx"):
         onnx_ok = [f for f in FORMATS if FORMATS[f].source == "onnx"]
         raise EdgekitError(f"--format {','.join(need)} converts from the torch model, not {model}: pass a zoo name "
-                           f"with --weights, or ask only for {', '.join(onnx_ok)} (made from ONNX)")
+                           f"with --weights, or ask only for {','.join(onnx_ok)} (made from ONNX)")
 
 
 def package_version(pkg: str) -> str:

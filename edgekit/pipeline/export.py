@@ -40,6 +40,10 @@ def export_model(request: ExportRequest, *, timing: TimingOptions | None = None,
         from ..backends import registry
 
         registry.require("tensorrt")  # before any work: no TensorRT or no GPU is one line, not a half-done export
+    if g.formats:
+        from ..formats.registry import preflight
+
+        preflight(g.formats)  # a format named with no extra installed: one line with its pip command, now
     check_out_dir(out, r.force)
     source = open_model(r.model, r.weights, r.num_classes, r.trust_checkpoint, r.preprocess, g.plan)
     notes = list(source.notes)
@@ -139,6 +143,10 @@ def _stages(r: ExportRequest, ctx: StageContext, meta: dict, board_budgets: dict
         from .tensorrt import engine_stage
 
         extra["engine"] = engine_stage(ctx, lowp[0] if lowp else ctx.fp32_path, r.precision, r.engine)
+    if r.export.formats:
+        from .formats import formats_stage
+
+        extra["formats"] = formats_stage(ctx, r, {r.precision: lowp[0]} if lowp else {})
     return extra, lowp
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import EdgekitError
+from ..formats import registry as mobile_formats
 from ..models.source import PreprocessOverrides, is_onnx
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -39,6 +40,7 @@ class GraphOptions:
     finetune_epochs: int = 3
     drop_rule: str = "point"  # how --optimize holds a candidate to --max-drop: its drop, or its drop + one SE
     prune_depth: float = 0.0  # ShuffleNetV2's pruned candidates also lose this share of each stage's units
+    formats: tuple[str, ...] = ()  # --format: mobile formats (formats/registry.py), or ("all",)
 
     def __post_init__(self) -> None:
         from .candidates import DROP_RULES, OBJECTIVES
@@ -47,6 +49,7 @@ class GraphOptions:
             raise EdgekitError(f"--drop-rule {self.drop_rule}: choose {' or '.join(DROP_RULES)}")
 
         object.__setattr__(self, "prune_ratios", tuple(float(r) for r in self.prune_ratios))
+        object.__setattr__(self, "formats", mobile_formats.resolve(self.formats))  # unknown: "did you mean"
         if isinstance(self.finetune_data, Path):
             object.__setattr__(self, "finetune_data", str(self.finetune_data))
         if not self.prune_ratios or not all(0 < r < 1 for r in self.prune_ratios):
@@ -243,6 +246,7 @@ def _refusals(r: ExportRequest) -> None:
                            "batch axis")
     if is_onnx(r.model) and g.prune_ratio is not None:
         raise EdgekitError("--prune needs the torch model, not an ONNX file: pass a zoo name and --weights")
+    mobile_formats.refuse_onnx_input(g.formats, r.model)
     if g.prune_ratio is not None and g.plan is not None:
         raise EdgekitError("--prune with --plan: the plan is already pruned; give one of them")
     if g.finetune_data is not None:
