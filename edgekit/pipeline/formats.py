@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import EdgekitError, first_line
 from ..formats import registry as formats
 from ..measure.batches import check, reference, score
+from .mobile_app import open_file as _open
 from .mobile_data import calibration_array, eval_batches, few_images, judge_sets
 
 FOLDER = "mobile"
@@ -116,14 +117,6 @@ def _verify(ctx, row: dict, spec, path: Path, data, g) -> None:
     row["status"] = "over budget" if row.get("int8", {}).get("within_budget") is False else "checked"
 
 
-def _open(backend: str, path: Path, threads, precision: str):
-    from ..backends import registry
-    from ..backends.base import RunnerRequest
-
-    options = {"fp16": True} if backend == "ncnn" and precision == "fp16" else {}
-    return registry.open_runner(backend, RunnerRequest(path, threads=threads, options=options))
-
-
 def _onnx_row(ctx, prec: str, path: Path, batches, refs) -> dict:
     with _open("onnxruntime", path, ctx.threads, prec) as runner:
         facts = score(runner, batches(), refs)
@@ -138,7 +131,8 @@ def _time(ctx, rows: list[dict], folder: Path) -> None:
     live = {f"{r['format']} {r['precision']}": r for r in rows if r["status"] in LIVE}
     x, _ = few_images(ctx, 1)
     paths = {k: Path(r["path"]) if r.get("path") else folder / r["file"] for k, r in live.items()}
-    openers = {k: (lambda r=r, p=paths[k]: _open(r["runtime"], p, ctx.threads, r["precision"])) for k, r in live.items()}
+    openers = {k: (lambda r=r, p=paths[k]: _open(r["runtime"], p, ctx.threads, r["precision"]))
+               for k, r in live.items()}
     for key, lat in time_in_turn(openers, x, ctx.timing, 3, ctx.progress).items():
         live[key]["latency"] = lat
     for r in rows:

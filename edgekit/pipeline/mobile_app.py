@@ -19,7 +19,6 @@ SAMPLE_TOLERANCE = {"fp32": {"max_abs_diff": 1e-3, "top1_agreement": 100.0},
 def write_app_files(ctx, folder: Path, rows: list[dict], samples) -> dict:
     """``folder/model.json`` and ``folder/samples.npz``; returns what model.json says of each file."""
     from ..measure.quality import reference_logits
-    from .formats import _open
 
     x, y = samples
     arrays = {"x": x.astype(np.float32), "torch_logits": reference_logits(ctx.source, x).astype(np.float32)}
@@ -35,7 +34,7 @@ def write_app_files(ctx, folder: Path, rows: list[dict], samples) -> dict:
         if path.is_file():
             entry["sha256"] = sha256_file(path)
         if entry["checked_here"]:
-            with _open(r["runtime"], path, ctx.threads, r["precision"]) as runner:
+            with open_file(r["runtime"], path, ctx.threads, r["precision"]) as runner:
                 key = f"logits_{Path(r['file']).stem}_{r['format']}"
                 arrays[key] = np.concatenate([runner.infer(x[i:i + 1]) for i in range(len(x))]).astype(np.float32)
                 entry.update(expected=key, **_io(runner))
@@ -70,3 +69,12 @@ def _io(runner) -> dict:
                 "logits = (q - zero_point) * scale"
             out[end] = {"dtype": dtype, "scale": float(scale), "zero_point": int(zero), "app_must": rule}
     return out
+
+
+def open_file(backend: str, path: Path, threads, precision: str):
+    """The runner of a written file on its runtime (an FP16 ncnn file runs with ncnn's fp16 arithmetic)."""
+    from ..backends import registry
+    from ..backends.base import RunnerRequest
+
+    options = {"fp16": True} if backend == "ncnn" and precision == "fp16" else {}
+    return registry.open_runner(backend, RunnerRequest(path, threads=threads, options=options))
