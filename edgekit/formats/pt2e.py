@@ -45,9 +45,10 @@ def exclude(quantizer, names: Iterable[str]):
     return quantizer
 
 
-def calibrated(module, input_shape, quantizer, spec: Int8Spec):
+def calibrated(module, input_shape, quantizer, spec: Int8Spec, fold: bool = False):
     """The model exported with a dynamic batch (so calibration runs in batches), prepared, calibrated on
-    ``spec.calib`` and converted to a Q/DQ graph (weights not folded, so the guard can read and revert them)."""
+    ``spec.calib`` and converted to a Q/DQ graph. ``fold`` False keeps each weight's quantize/dequantize pair (what
+    litert-torch reads, and what the guard reverts); ExecuTorch's lowering wants the weights folded to int8."""
     torch = require("torch")
     pt2e = require("torchao.quantization.pt2e.quantize_pt2e", "PT2E INT8 (pip install torchao)")
     from torchao.quantization.pt2e import move_exported_model_to_eval
@@ -59,7 +60,7 @@ def calibrated(module, input_shape, quantizer, spec: Int8Spec):
     with torch.no_grad():
         for i in range(0, len(spec.calib), spec.batch):
             prepared(torch.from_numpy(np.ascontiguousarray(spec.calib[i:i + spec.batch], dtype=np.float32)))
-    converted = pt2e.convert_pt2e(prepared, fold_quantize=False)
+    converted = pt2e.convert_pt2e(prepared, fold_quantize=fold)
     move_exported_model_to_eval(converted)
     return converted
 

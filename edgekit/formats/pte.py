@@ -27,7 +27,7 @@ def pte_from_torch(module, input_shape, path: Path, int8: Int8Spec | None = None
 
     example = (torch.zeros(tuple(input_shape), dtype=torch.float32),)
     model = module.eval() if int8 is None else calibrated(module, input_shape,
-                                                          quantizer(int8.per_channel, int8.exclude), int8)
+                                                          quantizer(int8.per_channel, int8.exclude), int8, fold=True)
     try:
         program = exir.to_edge_transform_and_lower(torch.export.export(model, example),
                                                    partitioner=[XnnpackPartitioner()]).to_executorch()
