@@ -130,10 +130,18 @@ def jetson_facts(root: Path = Path("/")) -> dict:
 
 def _runners(backend: str, onnx_path: Path, work: Path, torch_model):
     """(device, runner factory) pairs for a backend; raises with the reason when it cannot run here."""
-    def request(device: str) -> RunnerRequest:
-        return RunnerRequest(onnx_path, torch_model, device, threads=1, input_shape=(1, 3, 32, 32), work_dir=work)
+    from ..formats import registry as formats
 
-    return [(d, lambda d=d: registry.open_runner(backend, request(d))) for d in registry.devices_here(backend)]
+    devices = registry.devices_here(backend)
+    path, fmt = onnx_path, next((f for f in registry.get(backend).inputs if f in formats.names()), None)
+    if fmt is not None:  # a mobile runtime: the tiny model converted by its format's own converter
+        path = work / formats.file_name(fmt, "fp32")
+        formats.convert(fmt, formats.ConvertSource(torch_model, onnx_path, (1, 3, 32, 32)), path)
+
+    def request(device: str) -> RunnerRequest:
+        return RunnerRequest(path, torch_model, device, threads=1, input_shape=(1, 3, 32, 32), work_dir=work)
+
+    return [(d, lambda d=d: registry.open_runner(backend, request(d))) for d in devices]
 
 
 def _row(backend, device, verdict, detail, fix="", **numbers) -> dict:
