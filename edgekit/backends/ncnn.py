@@ -21,6 +21,16 @@ SPEC = BackendSpec(
 _HALF = ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage", "use_bf16_packed")
 
 
+def _unknown_layers(ncnn, param: Path) -> list[str]:
+    """Layer types in the .param file that this ncnn build does not have (pnnx writes an op it does not translate
+    under its own name; ncnn then refuses the whole file)."""
+    try:
+        types = {line.split()[0] for line in param.read_text().splitlines()[2:] if line.split()}
+    except OSError:
+        return []
+    return sorted(t for t in types if ncnn.layer_to_index(t) < 0)
+
+
 def _input_channels(param: Path) -> int | None:
     """The channels the first convolution reads (its weight count over outputs x kernel): the .param file holds
     no input shape, and ncnn would read past a wrong one rather than refuse it."""
@@ -48,6 +58,10 @@ class NcnnRunner(Runner):
         for flag in _HALF:
             setattr(net.opt, flag, self.fp16 and "fp16" in flag)
         weights = self.path.with_suffix(".bin")
+        unknown = _unknown_layers(ncnn, self.path)
+        if unknown:
+            raise EdgekitError(f"ncnn has no {', '.join(unknown)} layer, which {self.path.name} needs: the model's "
+                               f"{unknown[0]} op cannot run on ncnn (use another format, or replace the op)")
         if net.load_param(str(self.path)) != 0 or not weights.exists() or net.load_model(str(weights)) != 0:
             raise EdgekitError(f"ncnn cannot load {self.path} with {weights.name} beside it: re-export them with "
                                "`edgekit export --format ncnn`")

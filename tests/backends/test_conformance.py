@@ -53,6 +53,9 @@ def tiny(tmp_path_factory):
     return weights, onnx_path, lambda: tiny_torch(weights)
 
 
+_CONVERTED: dict[str, Path] = {}
+
+
 def open_tiny(name: str, tiny, work: Path):
     """(runner, device) for the tiny net on ``name``, or skip with why it cannot run here."""
     spec = registry.get(name)
@@ -69,9 +72,12 @@ def open_tiny(name: str, tiny, work: Path):
     module = make_torch() if "torch" in spec.inputs else None
     path = onnx_path if "onnx" in spec.inputs else None
     fmt = next((f for f in formats.names() if f in spec.inputs), None)
-    if fmt is not None:  # a mobile runtime: the same net, converted by the format's own converter
-        path = work / formats.file_name(fmt, "fp32")
-        formats.convert(fmt, formats.ConvertSource(make_torch(), onnx_path, SHAPE), path)
+    if fmt is not None:  # a mobile runtime: the same net, converted by the format's own converter (once a module)
+        path = _CONVERTED.get(fmt)
+        if path is None:
+            path = onnx_path.parent / formats.file_name(fmt, "fp32")
+            formats.convert(fmt, formats.ConvertSource(make_torch(), onnx_path, SHAPE), path)
+            _CONVERTED[fmt] = path
     request = RunnerRequest(path, module, device, threads=1, input_shape=SHAPE, work_dir=work)
     return registry.open_runner(name, request), device
 
