@@ -64,7 +64,7 @@ def test_each_runnable_format_agrees_with_torch(name, net):
     path = d / formats.file_name(name, "fp32")
     facts = formats.convert(name, formats.ConvertSource(model, d / "model.onnx", SHAPE), path)
     weights = path.with_suffix(".bin") if name == "ncnn" else path  # ncnn: the graph in .param, weights in .bin
-    assert weights.stat().st_size > 4_000 and facts["converter"]  # 2.7k float weights
+    assert weights.stat().st_size >= 4 * 778 and facts["converter"]  # 778 FP32 weights once batch norm is folded
     with backends.open_runner(formats.get(name).backend, RunnerRequest(path, threads=1)) as r:
         got = np.concatenate([r.infer(x[i:i + 1]) for i in range(len(x))])
     worst = float(np.abs(got - ref).max())
