@@ -54,6 +54,9 @@ def names() -> tuple[str, ...]:
 
 
 def get(name: str) -> FormatSpec:
+    if name == "onnx":
+        raise EdgekitError("--format onnx: model.onnx is always written; --format adds the mobile formats: "
+                           f"{', '.join(FORMATS)} or {ALL}")
     if name not in FORMATS:
         close = difflib.get_close_matches(name, [*FORMATS, ALL], n=1, cutoff=0.5)
         hint = f"did you mean {close[0]}? " if close else ""
