@@ -135,19 +135,22 @@ def file_name(name: str, precision: str) -> str:
 
 def convert(name: str, src: ConvertSource, path, precision: str = "fp32", int8=None) -> dict:
     """Write format ``name`` at ``path`` with its own converter; the converter's facts (tool, version, quantizer)."""
+    import contextlib
     import importlib
+    import sys
 
     spec = get(name)
     mod = importlib.import_module(f"edgekit.formats.{spec.module}")
     shape = tuple(src.input_shape)
     if spec.source == "torch" and src.module is None:
         raise EdgekitError(f"the {name} format converts from the torch model, which this export does not have")
-    if name == "tflite":
-        return mod.tflite_from_torch(src.module, shape, path, int8 if precision == "int8" else None)
-    if name == "pte":
-        return mod.pte_from_torch(src.module, shape, path, int8 if precision == "int8" else None)
-    if name == "coreml":
-        return mod.mlpackage_from_torch(src.module, shape, path, precision, src.meta)
-    if name == "ort":
-        return mod.ort_from_onnx(src.onnx_path, path)
-    return mod.ncnn_from_onnx(src.onnx_path, path, shape, fp16=precision == "fp16")
+    with contextlib.redirect_stdout(sys.stderr):  # converters print their progress; stdout carries edgekit's tables
+        if name == "tflite":
+            return mod.tflite_from_torch(src.module, shape, path, int8 if precision == "int8" else None)
+        if name == "pte":
+            return mod.pte_from_torch(src.module, shape, path, int8 if precision == "int8" else None)
+        if name == "coreml":
+            return mod.mlpackage_from_torch(src.module, shape, path, precision, src.meta)
+        if name == "ort":
+            return mod.ort_from_onnx(src.onnx_path, path)
+        return mod.ncnn_from_onnx(src.onnx_path, path, shape, fp16=precision == "fp16")
