@@ -2,8 +2,8 @@
 the per-layer ranking the accuracy guard reads.
 
 Both runtimes' quantizers (litert-torch's ``PT2EQuantizer`` and ExecuTorch's ``XNNPACKQuantizer``, a fork of one
-design) annotate through ``module_name_config``: a module name mapped to None is left unannotated, i.e. float.
-That is the quantizer's own filter, which the guard uses to keep layers in float.
+design) leave a module unannotated, i.e. float, through a module-name filter: the quantizer's own mechanism, which
+the guard uses to keep layers in float (``exclude`` for ExecuTorch; LiteRT's, see ``tflite.quantizer``).
 """
 
 from __future__ import annotations
@@ -37,11 +37,9 @@ def weighted_layers(module) -> list[str]:
 
 
 def exclude(quantizer, names: Iterable[str]):
-    """Leave ``names`` unannotated (float). litert-torch's ``set_module_name`` asserts a config is given, but its
-    ``_annotate_all_static_patterns`` (like XNNPACKQuantizer's) skips a module whose config is None: the same
-    filter, set directly."""
+    """Leave ``names`` unannotated (float): ``set_module_name(name, None)``, as XNNPACKQuantizer documents it."""
     for n in names:
-        quantizer.module_name_config[n] = None
+        quantizer.set_module_name(n, None)
     return quantizer
 
 

@@ -11,15 +11,30 @@ from pathlib import Path
 
 from .._optional import require
 from ..errors import EdgekitError, first_line
-from .pt2e import Int8Spec, calibrated, exclude
+from .pt2e import Int8Spec, calibrated
 from .registry import package_version
 
 
 def quantizer(per_channel: bool = True, float_layers=()):
-    """litert-torch's documented static INT8: symmetric per-channel weights, int8 activations."""
+    """litert-torch's documented static INT8 (symmetric per-channel weights, int8 activations), with
+    ``float_layers`` left unannotated.
+
+    litert-torch 0.10's own module-name filter strips "L__self___" from ``nn_module_stack`` keys, a key format
+    torch.export no longer writes ("L__self__features.0.0"), and its ``set_module_name`` refuses None: a layer
+    could not be kept float through it (the guard measured the same drop with any layer "in float"). This subclass
+    runs the quantizer's own static annotators with torchao's module-name filter, which reads torch 2.14's keys."""
     pq = require("litert_torch.quantize.pt2e_quantizer", "LiteRT INT8")
-    q = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=per_channel))
-    return exclude(q, float_layers)
+    from torchao.quantization.pt2e.quantizer.utils import get_module_name_filter
+
+    skip = [get_module_name_filter(n) for n in float_layers]
+
+    class LiteRTQuantizer(pq.PT2EQuantizer):
+        def _annotate_for_static_quantization_config(self, model):
+            self._annotate_all_static_patterns(model, self.global_config,
+                                               lambda node: not any(f(node) for f in skip))
+            return model
+
+    return LiteRTQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=per_channel))
 
 
 def tflite_from_torch(module, input_shape, path: Path, int8: Int8Spec | None = None) -> dict:
