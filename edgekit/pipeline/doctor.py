@@ -66,6 +66,8 @@ def versions() -> dict[str, str]:
     out["cuda-python"] = _pkg_version("cuda-bindings") if _pkg_version("cuda-python").startswith("n/a") \
         else _pkg_version("cuda-python")
     out["pycuda"] = _pkg_version("pycuda")
+    for pkg in ("ai-edge-litert", "litert-torch", "executorch", "ncnn", "pnnx", "coremltools"):  # --format's tools
+        out[pkg] = _pkg_version(pkg)
     rt, why = try_import("cuda.bindings.runtime")
     if rt is None:
         out["cuda runtime"] = out["cuda driver"] = _na(f"cuda-python: {why}")

@@ -121,3 +121,15 @@ def test_litert_int8_io_arithmetic():
     assert q.tolist() == [-3, -1, 127, -128] and q.dtype == np.int8
     assert dequantize_io(q, detail).tolist() == [0.0, 1.0, 65.0, -62.5]
     assert quantize_io(np.ones(2, np.float32), {"dtype": np.float32}) is not None
+
+
+def test_doctor_has_a_round_trip_row_per_mobile_runtime():
+    """doctor checks every registered backend; a mobile runtime's row converts the tiny model with its format's
+    converter first (ncnn here: the fastest; conformance runs LiteRT and ExecuTorch)."""
+    from edgekit.pipeline.doctor import BACKENDS, round_trip, versions
+
+    assert {"litert", "executorch", "ncnn"} <= set(BACKENDS)
+    assert {"ai-edge-litert", "executorch", "ncnn", "coremltools"} <= set(versions())
+    need("ncnn")
+    (row,) = round_trip(("ncnn",))
+    assert row["verdict"] == "pass" and row["max_abs_diff"] < 1e-4 and row["top1_agreement"] == 100.0, row
