@@ -117,9 +117,9 @@ def test_litert_int8_io_arithmetic():
     from edgekit.backends.litert import dequantize_io, quantize_io
 
     detail = {"dtype": np.int8, "quantization": (0.5, -3)}
-    q = quantize_io(np.array([0.0, 1.0, 100.0, -100.0], np.float32), detail)
-    assert q.tolist() == [-3, -1, 127, -128] and q.dtype == np.int8
-    assert dequantize_io(q, detail).tolist() == [0.0, 1.0, 65.0, -62.5]
+    q = quantize_io(np.array([0.0, 1.0, 0.3, -0.3, 100.0, -100.0], np.float32), detail)
+    assert q.tolist() == [-3, -1, -2, -4, 127, -128] and q.dtype == np.int8  # rounded to nearest, then clipped
+    assert dequantize_io(q, detail).tolist() == [0.0, 1.0, 0.5, -0.5, 65.0, -62.5]
     assert quantize_io(np.ones(2, np.float32), {"dtype": np.float32}) is not None
 
 

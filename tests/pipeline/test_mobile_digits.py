@@ -53,7 +53,7 @@ def test_every_format_checked_and_int8_in_budget(digits, digits_model, cli, tmp_
     core = rows[("coreml", "int8")]
     assert core["status"] == "written, not run here" and "check" not in core and "latency" not in core
     assert core["spec"]["ml_program"] and "preprocess" in core["spec"]["metadata"]
-    assert "not run here (Core ML runs on macOS/iOS)" in stdout
+    assert core["reason"] == "not run here (Core ML runs on macOS/iOS)" and "written, not run" in stdout
     # the app's side: every runnable file reproduces its expected logits on the sample images
     app = json.loads((out / "mobile" / "model.json").read_text())
     samples = np.load(out / "mobile" / "samples.npz")
