@@ -17,8 +17,8 @@ from .registry import package_version
 def ort_from_onnx(onnx_path: Path, path: Path, target_platform: str = "arm") -> dict:
     """Write ``path`` (.ort) and ``<stem>.required_operators.config`` beside it. ``target_platform`` arm: the
     phone's layout (x86 would add NCHWc kernels a phone lacks); the file still runs on x86 here."""
-    require("onnxruntime", "the ort format")
-    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+    tools = require("onnxruntime.tools.convert_onnx_models_to_ort", "the ort format")
+    OptimizationStyle, convert_onnx_models_to_ort = tools.OptimizationStyle, tools.convert_onnx_models_to_ort
 
     with tempfile.TemporaryDirectory(prefix=".ort-", dir=path.parent) as d:
         src = Path(d) / "in" / f"{path.stem}.onnx"

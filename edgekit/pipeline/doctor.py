@@ -135,8 +135,10 @@ def _runners(backend: str, onnx_path: Path, work: Path, torch_model):
     from ..formats import registry as formats
 
     devices = registry.devices_here(backend)
-    path, fmt = onnx_path, next((f for f in registry.get(backend).inputs if f in formats.names()), None)
-    if fmt is not None:  # a mobile runtime: the tiny model converted by its format's own converter
+    inputs = registry.get(backend).inputs
+    fmt = None if {"onnx", "torch"} & set(inputs) else next((f for f in inputs if f in formats.names()), None)
+    path = onnx_path
+    if fmt is not None:  # a runtime of a mobile format only: the tiny model converted by the format's converter
         path = work / formats.file_name(fmt, "fp32")
         formats.convert(fmt, formats.ConvertSource(torch_model, onnx_path, (1, 3, 32, 32)), path)
 

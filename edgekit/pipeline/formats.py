@@ -42,10 +42,12 @@ def formats_stage(ctx, r, lowp: dict[str, Path]) -> dict:
             if prec not in spec.precisions:
                 row.update(status="not held", reason=spec.unheld or f"{name} holds {', '.join(spec.precisions)}")
                 continue
-            path = folder / formats.file_name(name, prec)
+            path, task = folder / formats.file_name(name, prec), None
             try:
                 _missing(spec)
-                src = formats.ConvertSource(ctx.source.torch_model, _onnx_for(ctx, lowp, prec), ctx.source.input_shape,
+                task = ctx.progress.add_task(f"{name} {prec}: converting and checking", total=None)
+                src = formats.ConvertSource(ctx.source.torch_model, _onnx_for(ctx, lowp, prec, name) if
+                                            spec.source == "onnx" else None, ctx.source.input_shape,
                                             {**meta, "model": ctx.source.name})
                 if prec == "int8" and name in ("tflite", "pte"):
                     row["int8"] = _guarded(ctx, q, name, src, path, guard)
@@ -57,6 +59,9 @@ def formats_stage(ctx, r, lowp: dict[str, Path]) -> dict:
             except EdgekitError as exc:
                 row.update(status="failed", reason=first_line(exc, 300))
                 _remove(path)
+            finally:
+                if task is not None:
+                    ctx.progress.remove_task(task)
     app = write_app_files(ctx, folder, rows, few_images(ctx, 16))
     _time(ctx, rows, folder)
     return {"folder": FOLDER, "rows": rows, "app": app,
@@ -74,8 +79,10 @@ def _missing(spec) -> None:
         require(module, f"the {spec.name} format")
 
 
-def _onnx_for(ctx, lowp: dict, prec: str):
-    if prec == "fp32":
+def _onnx_for(ctx, lowp: dict, prec: str, name: str):
+    """The ONNX file an ONNX format converts: the export's file of that precision (ncnn: always FP32, pnnx stores
+    FP16 itself)."""
+    if prec == "fp32" or name == "ncnn":
         return ctx.fp32_path
     path = lowp.get(prec)
     if path is None or "over_budget" in path.name:
@@ -121,7 +128,8 @@ def _onnx_row(ctx, prec: str, path: Path, batches, refs) -> dict:
     with _open("onnxruntime", path, ctx.threads, prec) as runner:
         facts = score(runner, batches(), refs)
     return {"format": "onnx", "precision": prec, "file": path.name, "bytes": path.stat().st_size,
-            "status": "checked", "runtime": "onnxruntime", "check": facts, "path": str(path)}
+            "status": "over budget" if "over_budget" in path.name else "checked", "runtime": "onnxruntime",
+            "check": facts, "path": str(path)}
 
 
 def _time(ctx, rows: list[dict], folder: Path) -> None:

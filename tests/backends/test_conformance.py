@@ -71,7 +71,8 @@ def open_tiny(name: str, tiny, work: Path):
     _, onnx_path, make_torch = tiny
     module = make_torch() if "torch" in spec.inputs else None
     path = onnx_path if "onnx" in spec.inputs else None
-    fmt = next((f for f in formats.names() if f in spec.inputs), None)
+    fmt = None if {"onnx", "torch"} & set(spec.inputs) else next((f for f in formats.names() if f in spec.inputs),
+                                                                  None)
     if fmt is not None:  # a mobile runtime: the same net, converted by the format's own converter (once a module)
         path = _CONVERTED.get(fmt)
         if path is None:
