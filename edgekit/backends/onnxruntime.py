@@ -118,8 +118,8 @@ class OnnxRuntimeRunner(Runner):
 TUNABLE = ("allow_spinning", "optimization", "denormal_as_zero")
 
 SPEC = BackendSpec(
-    "onnxruntime", inputs=("onnx",), devices=tuple(_PROVIDERS), precisions=("fp32", "fp16", "int8"),
-    suffixes=(".onnx",), tunable=TUNABLE, requires=("onnxruntime",),
+    "onnxruntime", inputs=("onnx", "ort"), devices=tuple(_PROVIDERS), precisions=("fp32", "fp16", "int8"),
+    suffixes=(".onnx", ".ort"), tunable=TUNABLE, requires=("onnxruntime",),
     fix="pip install onnxruntime (onnxruntime-gpu for the CUDA/TensorRT providers)",
     wrong_input="the onnxruntime backend runs .onnx files, not {model!r}: run `edgekit export {model}` first, or "
                 "pass --backend torch",

@@ -24,6 +24,9 @@ _MODULES = {
     "torch": "edgekit.backends.torch",
     "onnxruntime": "edgekit.backends.onnxruntime",
     "openvino": "edgekit.backends.openvino",
+    "litert": "edgekit.backends.litert",
+    "executorch": "edgekit.backends.executorch",
+    "ncnn": "edgekit.backends.ncnn",
     "tensorrt": "edgekit.backends.tensorrt",
 }
 

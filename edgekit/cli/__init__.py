@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from . import benchmark as _benchmark
 from . import build as _build
 from . import check as _check
 from . import compare as _compare
@@ -18,7 +19,7 @@ from . import run as _run
 
 app = typer.Typer(name="edgekit", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Take a trained image classifier to the edge: export, quantize, prune, profile.")
-for _mod in (_models, _export, _profile, _prune, _run, _check, _compare, _build, _doctor):
+for _mod in (_models, _export, _profile, _prune, _run, _check, _compare, _build, _doctor, _benchmark):
     _mod.register(app)
 
 

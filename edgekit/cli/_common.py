@@ -58,3 +58,10 @@ def floats(text: str, what: str) -> tuple[float, ...]:
         return tuple(float(t) for t in names(text))
     except ValueError:
         raise typer.BadParameter(f"{what} {text}: give comma-separated numbers, e.g. 0.25,0.5") from None
+
+
+def backend_options(threads: Optional[int]):
+    """The CPU backend options of a command that only sets threads."""
+    from ..pipeline.request import BackendOptions
+
+    return BackendOptions(threads=threads)

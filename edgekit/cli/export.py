@@ -105,6 +105,12 @@ def export(
                                   "standard error: safer on few images, sometimes slower)."),
     save_recipe: Optional[Path] = typer.Option(None, "--save-recipe", help="Also write the recipe that repeats "
                                                "this export (run it with `edgekit run`)."),
+    formats: Optional[str] = typer.Option(None, "--format", help="Also write phone and small-board formats into "
+                                          "OUT/mobile, each checked against torch by its own runtime and timed here "
+                                          "(comma-separated, or all): tflite, pte, ort, ncnn, coreml (written, not "
+                                          "run: Core ML runs on macOS/iOS). FP32 always, plus --int8/--fp16 where "
+                                          "the format holds it; a format that fails is a row with its reason and "
+                                          "the command exits 1."),
 ) -> None:
     """Export MODEL to ONNX (simplified with onnxslim), checked against torch on real images."""
     from ..backends.tensorrt.options import parse_batch_profile
@@ -125,7 +131,7 @@ def export(
         PreprocessOverrides(input_size, resize_size, interpolation, c.triple(mean, "--mean"), c.triple(std, "--std")),
         GraphOptions(opset, dynamic_batch, atol, rtol, max_images, prune, c.as_path(plan), optimize, time_budget,
                      c.as_path(finetune_data), c.floats(prune_ratios, "--prune-ratios"), finetune_epochs,
-                     drop_rule, prune_depth, augment),
+                     drop_rule, prune_depth, augment, formats=c.names(formats)),
         QuantizeOptions(precision_of(int8, fp16), target, c.as_path(calib_data), calib_size, calib_method,
                         percentile, seed, c.as_path(calib_cache), parse_max_drop(max_drop), max_float_layers,
                         c.names(exclude_ops), c.names(int8_ops) or None, per_tensor, reduce_range),
@@ -161,4 +167,9 @@ def _show(rep: dict, request, explain: bool, save_recipe) -> None:
     files += ["bundle/"] if "bundle" in rep else []
     files += [rep["engine"]["file"]] if "engine" in rep else []
     files += [rep["optimize"]["choice"]["file"], *rep["optimize"]["shipped_with_choice"]] if "optimize" in rep else []
+    files += ["mobile/"] if "formats" in rep else []
     typer.echo(f"wrote {', '.join(f'{out}/{f}' for f in files)}")
+    if "formats" in rep:
+        from ..report.formats import print_formats
+
+        print_formats(rep["formats"])

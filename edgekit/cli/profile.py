@@ -15,8 +15,10 @@ def register(app: typer.Typer) -> None:
 
 
 def profile(
-    model: str = typer.Argument(..., help="A .onnx file (onnxruntime), or a zoo name with --backend torch."),
-    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime, openvino, torch or tensorrt."),
+    model: str = typer.Argument(..., help="A .onnx file (onnxruntime), a mobile file from `edgekit export --format` "
+                                "(.tflite, .pte, .ort, .param: its own runtime), or a zoo name with --backend torch."),
+    backend: str = typer.Option("onnxruntime", "--backend", "-b", help="onnxruntime, openvino, torch, tensorrt, "
+                                "litert, executorch or ncnn (a mobile file picks its own)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, or tensorrt (onnxruntime's TensorRT EP)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Intra-op threads (default: runtime's)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Also measure this batch size (dynamic-batch models)."),

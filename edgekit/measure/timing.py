@@ -152,3 +152,38 @@ def compare_latency(models: dict[str, Path], x: np.ndarray, opts: TimingOptions,
             out[name] = time_runner(r, x[:1], opts, progress, desc=f"timing {name}")
         gc.collect()
     return out
+
+
+def time_in_turn(openers: dict, x: np.ndarray, opts: TimingOptions, sweeps: int = 3, progress=None) -> dict:
+    """Batch-1 latency of several runners of any backend (``openers``: name -> a function that opens one), each
+    loaded and timed alone, in turn, ``sweeps`` times in ``sweep_order`` (no runner always first or after the same
+    one); per name the median of its sweep medians, their spread, and the last sweep's statistics. A runner that
+    fails to open or run gets ``{"error": why}`` instead of stopping the others."""
+    import gc
+
+    from ..errors import first_line
+
+    names = list(openers)
+    medians: dict[str, list[float]] = {n: [] for n in names}
+    last: dict[str, dict] = {}
+    failed: dict[str, str] = {}
+    for sweep in range(sweeps):
+        for name in (names[i] for i in sweep_order(len(names), sweep)):
+            if name in failed:
+                continue
+            try:
+                with openers[name]() as r:
+                    last[name] = time_runner(r, x[:1], opts, progress, desc=f"timing {name}")
+                medians[name].append(last[name]["median_ms"])
+            except Exception as exc:  # one runtime's failure is its row's reason, never the others'
+                failed[name] = first_line(exc, 200)
+            gc.collect()
+    out = {}
+    for n in names:
+        if n in failed:
+            out[n] = {"error": failed[n]}
+            continue
+        ms = sorted(medians[n])
+        out[n] = {**last[n], "median_ms": float(np.median(ms)), "sweeps_ms": medians[n],
+                  "spread_ms": ms[-1] - ms[0], "sweeps": sweeps}
+    return out

@@ -42,12 +42,13 @@ class Candidate:
     runtime: tuple[tuple[str, object], ...] = ()  # runner options, e.g. (("ENABLE_CPU_PINNING", True),)
     float_nodes: tuple[str, ...] = ()  # mixed precision: these nodes (the most sensitive) stay float
     pruned: float | None = None  # the channel ratio of a pruned and fine-tuned model (None: the model as given)
+    fmt: str | None = None  # a mobile format (tflite, pte) converted from the torch model, run by its own runtime
 
     @property
     def artifact_key(self) -> tuple:
         """Candidates that differ only in runtime options (or backend) share one file."""
         return (self.precision, self.exclude, self.int8_ops, self.symmetric_activations, self.nncf, self.float_nodes,
-                self.pruned)
+                self.pruned, self.fmt)
 
 
 @dataclass

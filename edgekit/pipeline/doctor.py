@@ -66,6 +66,8 @@ def versions() -> dict[str, str]:
     out["cuda-python"] = _pkg_version("cuda-bindings") if _pkg_version("cuda-python").startswith("n/a") \
         else _pkg_version("cuda-python")
     out["pycuda"] = _pkg_version("pycuda")
+    for pkg in ("ai-edge-litert", "litert-torch", "executorch", "ncnn", "pnnx", "coremltools"):  # --format's tools
+        out[pkg] = _pkg_version(pkg)
     out.update(cuda_versions())
     return out
 
@@ -154,10 +156,20 @@ def jetson_facts(root: Path = Path("/")) -> dict:
 
 def _runners(backend: str, onnx_path: Path, work: Path, torch_model):
     """(device, runner factory) pairs for a backend; raises with the reason when it cannot run here."""
-    def request(device: str) -> RunnerRequest:
-        return RunnerRequest(onnx_path, torch_model, device, threads=1, input_shape=(1, 3, 32, 32), work_dir=work)
+    from ..formats import registry as formats
 
-    return [(d, lambda d=d: registry.open_runner(backend, request(d))) for d in registry.devices_here(backend)]
+    devices = registry.devices_here(backend)
+    inputs = registry.get(backend).inputs
+    fmt = None if {"onnx", "torch"} & set(inputs) else next((f for f in inputs if f in formats.names()), None)
+    path = onnx_path
+    if fmt is not None:  # a runtime of a mobile format only: the tiny model converted by the format's converter
+        path = work / formats.file_name(fmt, "fp32")
+        formats.convert(fmt, formats.ConvertSource(torch_model, onnx_path, (1, 3, 32, 32)), path)
+
+    def request(device: str) -> RunnerRequest:
+        return RunnerRequest(path, torch_model, device, threads=1, input_shape=(1, 3, 32, 32), work_dir=work)
+
+    return [(d, lambda d=d: registry.open_runner(backend, request(d))) for d in devices]
 
 
 def _row(backend, device, verdict, detail, fix="", **numbers) -> dict:

@@ -42,6 +42,10 @@ def export_model(request: ExportRequest, *, timing: TimingOptions | None = None,
         from ..backends import registry
 
         registry.require("tensorrt")  # before any work: no TensorRT or no GPU is one line, not a half-done export
+    if g.formats:
+        from ..formats.registry import preflight
+
+        preflight(g.formats)  # a format named with no extra installed: one line with its pip command, now
     check_out_dir(out, r.force)
     source = open_model(r.model, r.weights, r.num_classes, r.trust_checkpoint, r.preprocess, g.plan)
     notes = list(source.notes)
@@ -88,16 +92,24 @@ def export_model(request: ExportRequest, *, timing: TimingOptions | None = None,
 
 
 def over_budget(rep: dict, out: Path) -> None:
-    """Raise BudgetExceededError when the report's INT8 file misses its budget on the held-out images."""
+    """Raise BudgetExceededError when the report's INT8 file misses its budget on the held-out images, or a mobile
+    format failed or missed it (the command exits 1; a script gets the same error, with the report)."""
+    from ..errors import BudgetExceededError
+
     q = rep.get("int8")
     if q and q["within_budget"] is False:
-        from ..errors import BudgetExceededError
-
         limit = f"--max-drop {q['max_drop']}" if q["budget"]["source"] == "--max-drop" else \
             f"the default budget of {q['max_drop']} (--max-drop sets it, --max-drop off removes it)"
         raise BudgetExceededError(f"INT8 top-1 drop {q['drop']:.2f} on held-out images exceeds {limit} even with "
                                   f"{len(q['guard_nodes'])} layers in float; best attempt kept as {out}/{q['file']}",
                                   rep)
+    if "formats" in rep:
+        from ..report.formats import failures
+
+        failed = failures(rep["formats"])
+        if failed:
+            raise BudgetExceededError(f"{len(failed)} format(s) failed or missed the budget (the rest are in "
+                                      f"{out}/mobile): {' | '.join(failed)}", rep)
 
 
 def _write_fp32(source: ModelSource, tmp: Path, g, progress) -> tuple[str, dict]:
@@ -178,6 +190,10 @@ def _stages(r: ExportRequest, ctx: StageContext, meta: dict, board_budgets: dict
         from .tensorrt import engine_stage
 
         extra["engine"] = engine_stage(ctx, lowp[0] if lowp else ctx.fp32_path, r.precision, r.engine)
+    if r.export.formats:
+        from .formats import formats_stage
+
+        extra["formats"] = formats_stage(ctx, r, {r.precision: lowp[0]} if lowp else {})
     return extra, lowp
 
 

@@ -59,7 +59,8 @@ def optimize_artifact(ctx, q, g) -> dict:
     from ..models.registry import capabilities_of
 
     caps = capabilities_of(source.name) if source.family else None  # the card of a zoo model (or of its export)
-    for c in candidates(caps, backends, nncf="openvino" in backends and installed("nncf")):
+    for c in candidates(caps, backends, nncf="openvino" in backends and installed("nncf")) + \
+            mobile_candidates(source, g.formats, notes):
         if c.precision == "fp32" or clock.allows(c.name):
             built.append((c, s.artifact(c)))
     seen, unique = {}, []
@@ -178,6 +179,25 @@ def optimize_artifact(ctx, q, g) -> dict:
             "choice": {**best.to_dict(), "file": chosen.name, "source_file": best.file},
             "candidates": [m.to_dict() for m in measured], "threads": threads,
             "int8_profile_ms": profile, "profiled_search": steps}
+
+
+def mobile_candidates(source, formats: tuple, notes: list[str]) -> list[Candidate]:
+    """LiteRT and ExecuTorch files as candidates when --format names them and their extras are installed: FP32 and
+    INT8 with the runtime's documented defaults, converted from the torch model and measured like the rest. (Only
+    when asked for: each costs a conversion of seconds to minutes.)"""
+    from .._optional import available
+    from ..formats import registry as fr
+
+    out = []
+    for fmt in (f for f in fr.expand(formats) if f in ("tflite", "pte")):
+        spec = fr.get(fmt)
+        if source.torch_model is None or not all(available(m) for m in spec.requires):
+            notes.append(f"--optimize: no {spec.backend} candidates (" + ("an ONNX input: they convert from the "
+                         "torch model)" if source.torch_model is None else f"edgekit's [{spec.extra}] extra is not "
+                         "installed)"))
+            continue
+        out += [Candidate(f"{spec.backend}-{p}", spec.backend, p, fmt=fmt) for p in ("fp32", "int8")]
+    return out
 
 
 def read_runtime(path: Path, backend: str) -> dict:

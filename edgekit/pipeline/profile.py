@@ -47,6 +47,11 @@ class ProfileRequest:
         from ..backends import registry
 
         registry.get(self.backend)  # an unknown name lists the choices
+        from ..models.mobile import kind_of
+
+        mobile = kind_of(self.model)
+        if mobile and self.backend == "onnxruntime" and mobile[0] != "onnxruntime":  # the default: the file's own
+            object.__setattr__(self, "backend", mobile[0])
 
     @property
     def out_dir(self) -> Path:
@@ -71,8 +76,12 @@ def profile_model(request: ProfileRequest) -> dict | None:
     timing, out = r.timing, r.out_dir
     check_out_dir(out, force)
     registry.require(backend)  # its library (and, for TensorRT, a GPU), or the one-line reason
-    registry.check_input(backend, model, "onnx" if is_onnx(model) else "torch")
-    source = open_model(model, weights, num_classes, trust_checkpoint, overrides)
+    from ..models.mobile import kind_of, open_mobile
+
+    mobile = kind_of(model)
+    registry.check_input(backend, model, mobile[1] if mobile else "onnx" if is_onnx(model) else "torch")
+    source, entry = open_mobile(Path(model), overrides) if mobile else (
+        open_model(model, weights, num_classes, trust_checkpoint, overrides), None)
     notes = list(source.notes)
     images = images_for(source, eval_data, max_images, notes)
     ref_src = open_onnx(Path(reference)) if reference else None
@@ -116,7 +125,8 @@ def profile_model(request: ProfileRequest) -> dict | None:
                     "macs": _torch_macs(source)} if isinstance(source.torch_model, torch.nn.Module) else {}
     from ..graph.info import load_checked, read_meta
 
-    precision = read_meta(load_checked(source.onnx_path)).get("precision", "fp32") if source.onnx_path else "fp32"
+    precision = entry.get("precision", "fp32") if mobile else \
+        read_meta(load_checked(source.onnx_path)).get("precision", "fp32") if source.onnx_path else "fp32"
     with staged_dir(out, force) as tmp:
         rep = report_mod.new_report(
             "profile", model=source.describe(), precision=precision, backend=backend_facts,
@@ -151,6 +161,8 @@ def _runner(source: ModelSource, backend: str, device: str, threads: int | None,
     options = read_runtime(source.onnx_path, backend) if source.onnx_path is not None else {}
     if backend == "tensorrt":  # a dynamic-batch ONNX: its engine takes batches 1..batch (a fixed one: its own)
         options = {**options, "batch_profile": (1, batch, batch)}
+    if backend == "ncnn" and "_fp16" in source.onnx_path.name:  # an FP16 ncnn file runs with fp16 arithmetic
+        options = {**options, "fp16": True}
     return registry.open_runner(backend, RunnerRequest(source.onnx_path, source.torch_model, device, threads,
                                                        options, tuple(source.input_shape)))
 

@@ -39,6 +39,9 @@ def refusals(r) -> None:
                            "batch axis")
     if is_onnx(r.model) and g.prune_ratio is not None:
         raise EdgekitError("--prune needs the torch model, not an ONNX file: pass a zoo name and --weights")
+    from ..formats import registry as mobile_formats
+
+    mobile_formats.refuse_onnx_input(g.formats, r.model)
     if g.prune_ratio is not None and g.plan is not None:
         raise EdgekitError("--prune with --plan: the plan is already pruned; give one of them")
     if g.finetune_data is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..data.train import Augment
 from ..errors import EdgekitError
+from ..formats import registry as mobile_formats
 from ..models.source import PreprocessOverrides
 from .refusals import EXPORT_BACKENDS, refusals  # noqa: F401 - recipes read EXPORT_BACKENDS from here
 
@@ -41,6 +42,7 @@ class GraphOptions:
     drop_rule: str = "point"  # how --optimize holds a candidate to --max-drop: its drop, or its drop + one SE
     prune_depth: float = 0.0  # ShuffleNetV2's pruned candidates also lose this share of each stage's units
     finetune_augment: str = "crop-flip"  # the fine-tuning images' augmentation (edgekit.data.train.Augment)
+    formats: tuple[str, ...] = ()  # --format: mobile formats (formats/registry.py), or ("all",)
 
     def __post_init__(self) -> None:
         from .candidates import DROP_RULES, OBJECTIVES
@@ -49,6 +51,7 @@ class GraphOptions:
             raise EdgekitError(f"--drop-rule {self.drop_rule}: choose {' or '.join(DROP_RULES)}")
 
         object.__setattr__(self, "prune_ratios", tuple(float(r) for r in self.prune_ratios))
+        object.__setattr__(self, "formats", mobile_formats.resolve(self.formats))  # unknown: "did you mean"
         if isinstance(self.finetune_data, Path):
             object.__setattr__(self, "finetune_data", str(self.finetune_data))
         if not self.prune_ratios or not all(0 < r < 1 for r in self.prune_ratios):

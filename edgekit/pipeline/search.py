@@ -90,12 +90,19 @@ class Search:
                 "baseline": self.baseline}
 
     def artifact(self, cand: Candidate) -> Path:
-        if cand.precision == "fp32" and cand.pruned is None:
+        if cand.precision == "fp32" and cand.pruned is None and cand.fmt is None:
             return self.fp32_path
         if cand.artifact_key in self.files:
             return self.files[cand.artifact_key]
         (self.tmp / "candidates").mkdir(exist_ok=True)
-        if cand.pruned is not None:
+        if cand.fmt is not None:  # LiteRT / ExecuTorch: the format's converter, INT8 with its quantizer's defaults
+            from ..formats import registry as fr
+            from ..formats.pt2e import Int8Spec
+
+            path = self.tmp / "candidates" / fr.file_name(cand.fmt, cand.precision)
+            fr.convert(cand.fmt, fr.ConvertSource(self.source.torch_model, None, self.source.input_shape), path,
+                       cand.precision, Int8Spec(lambda: self.cal.batches(32)) if cand.precision == "int8" else None)
+        elif cand.pruned is not None:
             from .pruned import pruned_artifact
 
             path = pruned_artifact(self, cand)

@@ -143,6 +143,12 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
     if ag:
         rows.append(("agreement", f"top-1 {share(ag['top1_agreement'], ag.get('n'), 1)}  cosine "
                                   f"{ag['mean_cosine']:.5f}"))
+    for r in (rep.get("formats") or {}).get("rows", []):
+        from .formats import cells
+
+        c = cells(r)
+        rows.append((f"format {c[0]} {c[1]}", f"{c[2]}: {c[3]}, {c[4]} MB, agree {c[6]}%, top-1 {c[7]}%, {c[8]} ms"
+                     + (f" ({c[9]})" if c[9] else "")))
     for note in rep.get("notes", []):
         rows.append(("note", note))
     return rows
@@ -161,6 +167,10 @@ def to_markdown(rep: dict) -> str:
         from ..quantize.explain import markdown
 
         lines += markdown(rep["int8"])
+    if rep.get("formats"):
+        from .formats import markdown as formats_markdown
+
+        lines += formats_markdown(rep["formats"])
     env = rep.get("environment", {})
     if env:
         lines += ["", f"CPU: {env.get('cpu')} ({', '.join(env.get('isa', []))}), {env.get('cores')} cores; "

@@ -18,6 +18,7 @@ from edgekit.backends import registry
 from edgekit.backends.base import BackendSpec, RunnerRequest
 from edgekit.backends.tiny import tiny_onnx, tiny_torch, tiny_weights
 from edgekit.errors import EdgekitError, MissingDependencyError
+from edgekit.formats import registry as formats
 
 # fp32 against a float64 reference: |got - ref| <= ATOL + RTOL * max|ref| on every logit (max|ref| is 3.19).
 # On the CPU the kernels differ from numpy by float rounding only: 2.3e-7 (torch), 1.2e-6 (onnxruntime), 3.4e-7
@@ -52,6 +53,9 @@ def tiny(tmp_path_factory):
     return weights, onnx_path, lambda: tiny_torch(weights)
 
 
+_CONVERTED: dict[str, Path] = {}
+
+
 def open_tiny(name: str, tiny, work: Path):
     """(runner, device) for the tiny net on ``name``, or skip with why it cannot run here."""
     spec = registry.get(name)
@@ -66,8 +70,16 @@ def open_tiny(name: str, tiny, work: Path):
     device = "cpu" if "cpu" in devices else devices[0]
     _, onnx_path, make_torch = tiny
     module = make_torch() if "torch" in spec.inputs else None
-    request = RunnerRequest(onnx_path if "onnx" in spec.inputs else None, module, device, threads=1,
-                            input_shape=SHAPE, work_dir=work)
+    path = onnx_path if "onnx" in spec.inputs else None
+    fmt = None if {"onnx", "torch"} & set(spec.inputs) else next((f for f in formats.names() if f in spec.inputs),
+                                                                  None)
+    if fmt is not None:  # a mobile runtime: the same net, converted by the format's own converter (once a module)
+        path = _CONVERTED.get(fmt)
+        if path is None:
+            path = onnx_path.parent / formats.file_name(fmt, "fp32")
+            formats.convert(fmt, formats.ConvertSource(make_torch(), onnx_path, SHAPE), path)
+            _CONVERTED[fmt] = path
+    request = RunnerRequest(path, module, device, threads=1, input_shape=SHAPE, work_dir=work)
     return registry.open_runner(name, request), device
 
 
@@ -120,7 +132,8 @@ def test_backend_is_one_module_with_spec_and_open(name):
     spec = mod.SPEC
     assert isinstance(spec, BackendSpec) and spec.name == name and registry.get(name) is spec
     assert list(inspect.signature(mod.open).parameters) == ["request"]
-    assert spec.devices and spec.precisions and set(spec.inputs) <= {"onnx", "torch"} and spec.inputs
+    assert spec.devices and spec.precisions and set(spec.inputs) <= {"onnx", "torch", *formats.names()}
+    assert spec.inputs
     assert spec.requires and spec.fix and spec.wrong_input.format(model="m").startswith(f"the {name} backend")
 
 

@@ -14,7 +14,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[2] / "edgekit"
 FLOORS = [
     {"errors", "_version", "_optional", "progress", "stats", "fsutil", "cpuinfo", "dist"},
-    {"graph", "prune"},  # ONNX facts and export; pruning plans (no model zoo needed: the card is passed in)
+    {"graph", "prune", "formats"},  # ONNX facts and export; pruning plans; mobile converters (model in, file out)
     {"models"},  # cards, weight sources, preprocessing, opening a model
     {"data", "backends"},  # images and calibration sources; runtimes behind one runner protocol
     {"quantize", "measure"},

@@ -40,6 +40,7 @@ CASES = {
     "export.prune_ratios": ((0.3,), {"export.optimize": "latency", "export.finetune_data": "ft"}),
     "export.finetune_epochs": (2, {"export.optimize": "latency", "export.finetune_data": "ft"}),
     "export.drop_rule": ("one-se", {"export.optimize": "latency"}),
+    "export.formats": (("tflite", "ncnn"), {}),
     "export.prune_depth": (0.5, {"model": "shufflenet_v2_x1_0", "export.optimize": "latency",
                                  "export.finetune_data": "ft"}),
     "export.finetune_augment": ("none", {"export.optimize": "latency", "export.finetune_data": "ft"}),
