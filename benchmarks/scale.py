@@ -129,7 +129,12 @@ def scale(args) -> None:
                 rows.append({"build": build, "job": job, "images": n, **r,
                              "images_per_s": n / r["wall_s"] if r["rc"] == 0 else None})
                 print(json.dumps(rows[-1]), flush=True)
-    base = {(r["build"], r["job"]): r["peak_rss_mb"] for r in rows if r["images"] == min(args.sizes)}
+    if args.append and Path(args.json).exists():  # rows of an earlier run (other sizes) stay, this run's replace theirs
+        kept = [r for r in json.loads(Path(args.json).read_text())["rows"]
+                if (r["build"], r["job"], r["images"]) not in {(x["build"], x["job"], x["images"]) for x in rows}]
+        rows = sorted(kept + rows, key=lambda r: (r["build"] != "this commit", r["job"], r["images"]))
+    smallest = min(r["images"] for r in rows)
+    base = {(r["build"], r["job"]): r["peak_rss_mb"] for r in rows if r["images"] == smallest}
     for r in rows:
         r["peak_over_smallest_mb"] = r["peak_rss_mb"] - base[(r["build"], r["job"])] \
             if r["peak_rss_mb"] is not None and base.get((r["build"], r["job"])) is not None else None
@@ -204,6 +209,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default="/tmp/edgekit-scale")
     ap.add_argument("--finetune", action="store_true")
+    ap.add_argument("--append", action="store_true", help="keep the rows of --json for the sizes not run now")
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "scale.json"))
     args = ap.parse_args()
     finetune(args) if args.finetune else scale(args)

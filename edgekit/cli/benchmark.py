@@ -39,6 +39,7 @@ def benchmark(
 ) -> None:
     """Export MODEL to every format, check each against torch where its runtime runs, and time them in one table
     (OUT/benchmark.json, OUT/pareto.png; a failed format is a row with its reason, and the exit stays 0)."""
+    from ..errors import BudgetExceededError
     from ..fsutil import write_json
     from ..pipeline.export import export_model
     from ..pipeline.request import ExportRequest, GraphOptions, QuantizeOptions, parse_max_drop, precision_of
@@ -52,7 +53,12 @@ def benchmark(
         QuantizeOptions(precision_of(int8, fp16), calib_data=c.as_path(calib_data), calib_size=calib_size,
                         max_drop=parse_max_drop(max_drop)),
         c.backend_options(threads))
-    rep = export_model(request)
+    try:
+        rep = export_model(request)
+    except BudgetExceededError as exc:  # a failed or over-budget format is a row of the table, not the end of it
+        if exc.report is None or "formats" not in exc.report:
+            raise
+        rep = exc.report
     section, folder = rep["formats"], request.out_dir
     print_formats(section)
     labelled = bool(rep.get("accuracy")) and isinstance(next(iter(rep["accuracy"].values()), None), dict)

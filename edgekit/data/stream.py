@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import weakref
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -79,13 +82,40 @@ def decoded(dataset: DecodeDataset, order: list[int], batch_size: int, workers: 
     # which would move the dropout masks of a fine-tuning (and make a resumed one differ from one never stopped)
     loader = DataLoader(torch.utils.data.Subset(dataset, order), batch_size=batch_size, num_workers=workers,
                         collate_fn=_as_list, persistent_workers=False, generator=torch.Generator().manual_seed(0))
-    for items in loader:
-        for _, _, modes, error in items:
-            if error is not None:
-                raise EdgekitError(error)
-            if converted is not None:
-                converted.update(modes)
-        yield np.stack([u8 for _, u8, _, _ in items])
+    with _ctrl_c_after():
+        batches = iter(loader)
+    try:
+        for items in batches:
+            for _, _, modes, error in items:
+                if error is not None:
+                    raise EdgekitError(error)
+                if converted is not None:
+                    converted.update(modes)
+            yield np.stack([u8 for _, u8, _, _ in items])
+    finally:
+        # the workers stopped here, not in the iterator's __del__: Ctrl-C landing inside a __del__ is printed as
+        # "Exception ignored" and lost (the run went on and exited 0), and inside the iterator's __init__ it left
+        # a half-built iterator whose __del__ printed a traceback
+        with _ctrl_c_after():
+            getattr(batches, "_shutdown_workers", lambda: None)()
+
+
+@contextmanager
+def _ctrl_c_after():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block and raise it as KeyboardInterrupt when the block ends:
+    for starting and stopping worker processes, which must not be cut in half."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # only the main thread sets handlers; Ctrl-C ignored (a background job) or handled by the caller
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if held:
+            raise KeyboardInterrupt
 
 
 class _Rows:

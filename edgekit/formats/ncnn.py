@@ -19,6 +19,8 @@ from .registry import package_version
 def ncnn_from_onnx(onnx_path: Path, path: Path, input_shape, fp16: bool = False) -> dict:
     """Write ``path`` (.param) and its ``.bin`` beside it; pnnx's side files stay in a temporary folder."""
     pnnx = require("pnnx", "the ncnn format")
+    # absolute: pnnx runs in its own folder, where a path relative to ours (an `--out` given as out/x) reads nothing
+    onnx_path, path = Path(onnx_path).resolve(), Path(path).resolve()
     shape = "[" + ",".join(str(int(d)) for d in input_shape) + "]"
     with tempfile.TemporaryDirectory(prefix=".pnnx-", dir=path.parent) as d:
         work = Path(d)

@@ -112,9 +112,9 @@ def prune_model(request: PruneRequest, *, timing: TimingOptions | None = None) -
                 notes.append(f"no --eval-data: {len(evalset)} of the fine-tuning images held out for evaluation")
             evals = None
             if evalset is not None:
-                evals = closing.enter_context(ImageStream(evalset, source.preprocess)).cache(progress,
-                                                                                            "reading eval images")
-                closing.callback(evals.close)
+                evals = ImageStream(evalset, source.preprocess)
+                if dist.world_size() == 1:  # read once per stage: one decoded copy (under torchrun each process
+                    evals = closing.enter_context(evals.cache(progress, "reading eval images"))  # reads its shard)
                 if not source.pretrained:
                     evals = evals.unlabelled()
             stages: dict = {}

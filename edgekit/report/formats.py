@@ -4,8 +4,9 @@ chart (``report.compare.plot``)."""
 
 from __future__ import annotations
 
-COLUMNS = ("format", "precision", "status", "file", "size MB", "max |diff|", "agree %", "top-1 %", "ms (median)",
-           "note")
+from .counts import few, share
+
+COLUMNS = ("format", "precision", "status", "file", "size MB", "max |diff|", "agree", "top-1", "ms (median)", "note")
 
 
 def cells(r: dict) -> tuple[str, ...]:
@@ -18,14 +19,19 @@ def cells(r: dict) -> tuple[str, ...]:
     if q:
         held = q["held_out"]
         budget = q["budget"]["max_drop"]
-        note = (f"INT8 drop {held['drop']:.2f} on {held['images']} held-out images (budget "
-                f"{'none' if budget is None else f'{budget:g}'}), {len(q['float_layers'])} layer(s) float")
+        floated = f"{len(q['float_layers'])} layer(s) float"
+        if few(held["images"]):  # counts, and no drop: too few images to judge INT8 by
+            note = (f"INT8: {share(held['metric'], held['images'])} held-out images vs FP32's "
+                    f"{share(held['baseline'], held['images'])}: too few to judge; pass --eval-data; {floated}")
+        else:
+            note = (f"INT8 drop {held['drop']:.2f} on {held['images']} held-out images (budget "
+                    f"{'none' if budget is None else f'{budget:g}'}), {floated}")
     if "error" in lat:
         note = (note + "; " if note else "") + lat["error"]
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     return (r["format"], r["precision"], r["status"], r.get("file") or "-",
             fmt(r["bytes"] / 1e6 if r.get("bytes") else None, ".3f"), fmt(chk.get("max_abs_diff"), ".2e"),
-            fmt(chk.get("top1_agreement"), ".1f"), fmt(chk.get("top1"), ".2f"), ms, note)
+            share(chk.get("top1_agreement"), chk.get("n"), 1), share(chk.get("top1"), chk.get("n")), ms, note)
 
 
 def print_formats(section: dict, console=None) -> None:
@@ -60,7 +66,7 @@ def points(section: dict, labelled: bool) -> list[dict]:
         lat, chk = r.get("latency") or {}, r.get("check") or {}
         if "median_ms" in lat and chk:
             out.append({"variant": f"{r['format']} {r['precision']}", "precision": r["precision"],
-                        "latency_ms": lat["median_ms"], "size_mb": (r.get("bytes") or 0) / 1e6,
+                        "latency_ms": lat["median_ms"], "size_mb": r["bytes"] / 1e6 if r.get("bytes") else None,
                         "accuracy": chk.get("top1") if labelled else chk.get("top1_agreement")})
     return out
 

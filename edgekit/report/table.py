@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-COUNTS_BELOW = 30  # on fewer images a figure is said as a count ("2 of 3"): one image would move a percentage 3+ points
-
-
-def share(pct: float, n: int | None, digits: int = 2) -> str:
-    """``pct`` percent of ``n`` images: a percentage, or a count on fewer than COUNTS_BELOW images."""
-    if n is not None and n < COUNTS_BELOW:
-        return f"{round(pct * n / 100)} of {n}"
-    return f"{pct:.{digits}f}%"
+from .counts import COUNTS_BELOW, share
 
 
 def _int8_quality(q: dict) -> str:
@@ -147,7 +140,7 @@ def summary_rows(rep: dict) -> list[tuple[str, str]]:
         from .formats import cells
 
         c = cells(r)
-        rows.append((f"format {c[0]} {c[1]}", f"{c[2]}: {c[3]}, {c[4]} MB, agree {c[6]}%, top-1 {c[7]}%, {c[8]} ms"
+        rows.append((f"format {c[0]} {c[1]}", f"{c[2]}: {c[3]}, {c[4]} MB, agree {c[6]}, top-1 {c[7]}, {c[8]} ms"
                      + (f" ({c[9]})" if c[9] else "")))
     for note in rep.get("notes", []):
         rows.append(("note", note))

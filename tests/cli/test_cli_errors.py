@@ -35,7 +35,7 @@ def test_failed_run_leaves_nothing(cli, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(edgekit.pipeline.export, "verify", boom)
+    monkeypatch.setattr(edgekit.pipeline.export, "check_tolerance", boom)  # verification, mid-run, staging in place
     code, _, err = cli("export", "squeezenet1_1", "--weights", "random", "--out", tmp_path / "o")
     assert code == 130 and "interrupted" in err
     assert list(tmp_path.iterdir()) == []

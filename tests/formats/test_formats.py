@@ -4,6 +4,8 @@ extra is absent is skipped with the extra's name."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -102,6 +104,17 @@ def test_ncnn_reads_a_non_contiguous_batch(net):
             np.ones((64, 3, 64, 64), np.float32)
             got = np.concatenate([got[:0], *[r.infer(strided[i:i + 1]) for i in range(len(x))]])
     assert float(np.abs(got - ref).max()) < 1e-4
+
+
+def test_ncnn_converts_from_relative_paths(net, monkeypatch):
+    """`edgekit export --out out/x --format ncnn`: the staging folder's paths are relative to where edgekit runs,
+    and pnnx runs in a folder of its own (on EfficientNet-Lite0 it read nothing: "read_proto_from_binary failed")."""
+    need("ncnn")
+    model, d, _, _ = net
+    monkeypatch.chdir(d.parent)
+    rel = Path(d.name)
+    formats.convert("ncnn", formats.ConvertSource(model, rel / "model.onnx", SHAPE), rel / "relative.param")
+    assert (d / "relative.param").stat().st_size > 0 and (d / "relative.bin").stat().st_size > 0
 
 
 def test_ort_writes_the_operator_config_a_mobile_build_needs(net):

@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 # `pip install` and, on the same line, edgekit by name: bare, quoted, or with extras; not a path, a wheel file or
 # another package whose name starts with edgekit
-BARE = re.compile(r"pip3?\s+install\b[^\n;&|`]*?(?<![\w./@-])['\"]?edgekit(?:\[[^\]]*\])?['\"]?(?![\w./-])")
+BARE = re.compile(r"pip3?\s+install\b[^\n;&|`(]*?(?<![\w./@-])['\"]?edgekit(?:\[[^\]]*\])?['\"]?(?![\w./-])")
 
 
 def _texts():

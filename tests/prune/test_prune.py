@@ -179,6 +179,7 @@ def test_unstructured_sparsity_shrinks_compressed_size():
         sparsify(model, "1.5")
 
 
+@pytest.mark.slow  # a whole CLI run or two; the default suite stays under 15 minutes
 def test_prune_finetune_recovers_accuracy(digits, digits_model, cli, tmp_path):
     """30% of channels off a model trained here: accuracy collapses, distillation brings it back."""
     out = tmp_path / "p"

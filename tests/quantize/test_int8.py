@@ -238,6 +238,7 @@ def test_cache_reuse_is_byte_identical_and_keyed(int8_export, digits, digits_pre
     assert (tmp_path / "c.onnx").read_bytes() == (tmp_path / "a.onnx").read_bytes()
 
 
+@pytest.mark.slow  # a whole CLI run or two; the default suite stays under 15 minutes
 def test_second_cli_run_reuses_cache(digits, digits_model, cli, tmp_path):
     args = ["export", "mobilenet_v2", "--weights", digits_model[0], "--int8", "--calib-data", digits[0],
             "--calib-size", "100", "--calib-cache", tmp_path / "c.json", *DIGITS_FLAGS]

@@ -101,6 +101,7 @@ def blank_calibration(tmp_path_factory):
     return blank
 
 
+@pytest.mark.slow  # a whole CLI run or two; the default suite stays under 15 minutes
 def test_default_budget_shrinks_the_drop(digits, digits_model, blank_calibration, cli, tmp_path):
     """Without --max-drop the guard holds 1 point on held-out images; `--max-drop off` shows the unguarded drop."""
     base = ["export", "mobilenet_v2", "--weights", digits_model[0], "--eval-data", digits[1], "--int8",

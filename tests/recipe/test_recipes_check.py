@@ -64,6 +64,7 @@ def test_bad_set_override(tmp_path):
         rc.load(tmp_path / "r.yaml", ["quantize.calib_size=many"])
 
 
+@pytest.mark.slow  # a whole CLI run or two; the default suite stays under 15 minutes
 def test_save_recipe_then_run_gives_the_same_artifact(digits, digits_model, cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default calibration cache lives in ./calibration/cache
     code, _, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--int8", "--calib-data", digits[0],
