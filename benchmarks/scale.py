@@ -120,28 +120,37 @@ def scale(args) -> None:
             jobs = {"profile": ["edgekit", "profile", str(fp32), "--eval-data", str(folder), "--threads",
                                 str(args.threads), "--repeats", "20", "--warmup", "5", "--force", "--out",
                                 str(work / "out-profile")],
-                    "export --int8": ["edgekit", "export", "efficientnet_lite0", "--int8", "--eval-data",
-                                      str(folder), "--max-drop", "off", "--threads", str(args.threads), "--force",
-                                      "--out", str(work / "out-export")]}
+                    "export --int8": ["edgekit", "export", args.model, *_weights(args.model), "--int8",
+                                      "--eval-data", str(folder), "--max-drop", "off", "--threads",
+                                      str(args.threads), "--force", "--out", str(work / "out-export")]}
             for job in args.jobs:
                 print(f"{build}: {job} on {n} images ...", flush=True)
                 r = run_measured(jobs[job], e, work)
-                rows.append({"build": build, "job": job, "images": n, **r,
+                rows.append({"build": build, "job": job, "images": n, "model": _model(job, args), **r,
                              "images_per_s": n / r["wall_s"] if r["rc"] == 0 else None})
                 print(json.dumps(rows[-1]), flush=True)
     if args.append and Path(args.json).exists():  # rows of an earlier run (other sizes) stay, this run's replace theirs
         kept = [r for r in json.loads(Path(args.json).read_text())["rows"]
-                if (r["build"], r["job"], r["images"]) not in {(x["build"], x["job"], x["images"]) for x in rows}]
-        rows = sorted(kept + rows, key=lambda r: (r["build"] != "this commit", r["job"], r["images"]))
-    smallest = min(r["images"] for r in rows)
-    base = {(r["build"], r["job"]): r["peak_rss_mb"] for r in rows if r["images"] == smallest}
+                if _key(r) not in {_key(x) for x in rows}]
+        rows = sorted(kept + rows, key=lambda r: (r["build"] != "this commit", r["job"], _key(r)[2], r["images"]))
     for r in rows:
-        r["peak_over_smallest_mb"] = r["peak_rss_mb"] - base[(r["build"], r["job"])] \
-            if r["peak_rss_mb"] is not None and base.get((r["build"], r["job"])) is not None else None
+        r.setdefault("model", _key(r)[2])
+    smallest = min(r["images"] for r in rows)
+    base = {_key(r)[:3]: r["peak_rss_mb"] for r in rows if r["images"] == smallest}
+    for r in rows:
+        r["peak_over_smallest_mb"] = r["peak_rss_mb"] - base[_key(r)[:3]] \
+            if r["peak_rss_mb"] is not None and base.get(_key(r)[:3]) is not None else None
+    meta = _meta(args)
+    if args.append and Path(args.json).exists():  # the conditions of the earlier runs whose rows stay
+        old = json.loads(Path(args.json).read_text())["meta"]
+        meta["earlier_runs"] = old.pop("earlier_runs", []) + [old]
+    if args.note:
+        meta["note"] = args.note
     emit("edgekit at scale: peak memory and time", rows,
-         [("build", "build"), ("job", "job"), ("images", "images"), ("rc", "exit"), ("peak_rss_mb", "peak MB"),
+         [("build", "build"), ("job", "job"), ("model", "model"), ("images", "images"), ("rc", "exit"),
+          ("peak_rss_mb", "peak MB"),
           ("peak_over_smallest_mb", "over smallest MB"), ("peak_tree_pss_mb", "tree PSS peak MB"),
-          ("wall_s", "wall s"), ("images_per_s", "images/s")], args.json, _meta(args))
+          ("wall_s", "wall s"), ("images_per_s", "images/s")], args.json, meta)
 
 
 def finetune(args) -> None:
@@ -189,6 +198,25 @@ def _write_train(folder: Path) -> None:
         Image.fromarray(img, mode="L").save(d / f"{i:05d}.png")
 
 
+def _model(job: str, args) -> str:
+    return "efficientnet_lite0 (its ImageNet weights, model.onnx)" if job == "profile" else \
+        f"{args.model} ({_weights(args.model)[1] if _weights(args.model) else 'its ImageNet weights'})"
+
+
+def _weights(model: str) -> list[str]:
+    """Lite0 has real weights; another zoo model runs with random ones (memory and time only, no accuracy)."""
+    return [] if model == "efficientnet_lite0" else ["--weights", "random"]
+
+
+def _key(r: dict) -> tuple:
+    """A row's identity: (build, job, model, images); rows written before the model column are Lite0's."""
+    return (r["build"], r["job"], r.get("model", _LITE0[r["job"]]), r["images"])
+
+
+_LITE0 = {"profile": "efficientnet_lite0 (its ImageNet weights, model.onnx)",
+          "export --int8": "efficientnet_lite0 (its ImageNet weights)"}
+
+
 def _meta(args) -> dict:
     import platform
 
@@ -207,9 +235,11 @@ def main() -> None:
     ap.add_argument("--before", help="a checkout of edgekit before streaming, run on the sizes up to --before-max")
     ap.add_argument("--before-max", type=int, default=5000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default="efficientnet_lite0", help="the zoo model of the export job")
     ap.add_argument("--work", default="/tmp/edgekit-scale")
     ap.add_argument("--finetune", action="store_true")
     ap.add_argument("--append", action="store_true", help="keep the rows of --json for the sizes not run now")
+    ap.add_argument("--note", help="the conditions of this run, kept in the JSON's meta")
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "scale.json"))
     args = ap.parse_args()
     finetune(args) if args.finetune else scale(args)

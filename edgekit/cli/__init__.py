@@ -37,6 +37,7 @@ def main() -> None:
     from ..errors import EdgekitError
     from ..progress import console
 
+    terminated = _terminate_as_interrupt()
     try:
         rv = app(standalone_mode=False)
     except EdgekitError as exc:
@@ -51,7 +52,26 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
-    if rv == 130:  # Typer turns Ctrl-C into exit code 130
+    if rv == 130 and terminated:  # SIGTERM: cleaned up like Ctrl-C, and the shell's code for it
+        console.print("[bold red]terminated[/]: nothing was written", highlight=False)
+        rv = 143
+    elif rv == 130:  # Typer turns Ctrl-C into exit code 130
         console.print("[bold red]interrupted[/]: nothing was written", highlight=False)
     if isinstance(rv, int) and rv:
         sys.exit(rv)
+
+
+def _terminate_as_interrupt() -> list[int]:
+    """SIGTERM (`kill`, a CI runner's timeout, a scheduler, torchrun stopping a worker) unwinds like Ctrl-C, so
+    the staging folder and temporary files are removed instead of left behind; the list it returns records it.
+    Left alone where SIGTERM is not at its default (a caller that handles it)."""
+    import signal
+
+    seen: list[int] = []
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def stop(signum, frame):
+            seen.append(signum)
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+    return seen

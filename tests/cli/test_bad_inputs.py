@@ -377,8 +377,10 @@ def _photo_folder(folder: Path, n: int) -> Path:
     return folder
 
 
-def _ctrl_c_at(stage: bytes, args: list[str], cwd: Path, refuse: bytes | None = None) -> tuple[int, str]:
-    """Run the installed command; once ``stage`` is on its terminal, Ctrl-C its process group.
+def _ctrl_c_at(stage: bytes, args: list[str], cwd: Path, refuse: bytes | None = None,
+               sig: int = signal.SIGINT) -> tuple[int, str]:
+    """Run the installed command; once ``stage`` is on its terminal, Ctrl-C its process group (``sig`` SIGTERM:
+    `kill` its main process, as a CI runner's timeout or a scheduler does).
 
     Returns the exit code and what it showed on the terminal. ``refuse``: text that must not be there by then."""
     import pty
@@ -396,7 +398,10 @@ def _ctrl_c_at(stage: bytes, args: list[str], cwd: Path, refuse: bytes | None = 
         seen = _read_until(master, p, stage)
         assert stage in seen, (p.poll(), seen[-800:])
         assert refuse is None or refuse not in seen, f"{refuse} already on screen: the stage ended before Ctrl-C"
-        os.killpg(p.pid, signal.SIGINT)
+        if sig == signal.SIGINT:
+            os.killpg(p.pid, signal.SIGINT)
+        else:
+            p.send_signal(sig)
         code, seen = _drain_until_exit(master, p, seen)
         for _ in range(100):  # the group is gone once its last process has exited: no worker is left running
             try:
@@ -460,6 +465,16 @@ def test_interrupt_during_int8_guard(digits, tmp_path):
     _assert_whole_cache(tmp_path / "cache" / "guard.json")
     assert {"eval": _snapshot(digits[1]), "calib": _snapshot(blank),
             "model": hashlib.sha256(conftest.DIGITS_MODEL.read_bytes()).hexdigest()} == inputs
+
+
+def test_terminate_during_calibration(tmp_path):
+    """`kill` (SIGTERM) while the decoding workers read calibration images, inside the staging folder: exit 143,
+    one line, no staging folder left, no temporary copy, no worker left running."""
+    _photo_folder(tmp_path / "many", 500)
+    code, seen = _ctrl_c_at(b"reading calibration images", [*X, "--int8", "--calib-data", "many", "--out",
+                                                             "out/term"], tmp_path, sig=signal.SIGTERM)
+    assert code == 143 and "terminated: nothing was written" in seen and "Traceback" not in seen, seen[-800:]
+    assert not (tmp_path / "out" / "term").exists() and not list((tmp_path / "out").glob(".term*"))
 
 
 def test_interrupt_during_optimize(tmp_path):
