@@ -27,11 +27,13 @@ def mlpackage_from_torch(module, input_shape, path: Path, precision: str = "fp32
         ml = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
                         inputs=[ct.TensorType(name="input", shape=tuple(input_shape))],
                         outputs=[ct.TensorType(name="logits")], compute_precision=compute)
+        temps = [ml]
         if precision == "int8":
             from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig, linear_quantize_weights
 
             cfg = OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
             ml = linear_quantize_weights(ml, config=OptimizationConfig(global_config=cfg))
+            temps.append(ml)
     except Exception as exc:  # an op Core ML cannot hold: the row says which
         raise EdgekitError(f"coremltools cannot convert the model to {path.name}: {first_line(exc, 200)}") from None
     for k, v in (meta or {}).items():
@@ -41,6 +43,9 @@ def mlpackage_from_torch(module, input_shape, path: Path, precision: str = "fp32
     shutil.rmtree(tmp, ignore_errors=True)
     ml.save(str(tmp))
     os.replace(tmp, path)
+    for m in temps:  # coremltools keeps each model's package in the system temp folder until the interpreter exits
+        if getattr(m, "is_temp_package", False) and m.package_path:
+            shutil.rmtree(m.package_path, ignore_errors=True)
     return {"converter": f"coremltools {package_version('coremltools')} (mlprogram, iOS17)",
             "quantizer": "coremltools linear_quantize_weights (8-bit per-channel weights)" if precision == "int8"
             else None}

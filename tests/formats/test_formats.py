@@ -75,13 +75,17 @@ def test_each_runnable_format_agrees_with_torch(name, net):
     assert (got.argmax(1) == ref.argmax(1)).all()
 
 
-def test_coreml_is_written_and_read_back_not_run(net):
+def test_coreml_is_written_and_read_back_not_run(net, tmp_path, monkeypatch):
     need("coreml")
+    import tempfile
+
     from edgekit.formats.coreml import read_spec
 
     model, d, _, _ = net
     path = d / "model.mlpackage"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where coremltools puts its working package
     formats.convert("coreml", formats.ConvertSource(model, None, SHAPE, {"labels": list("abcdefghij")}), path)
+    assert list(tmp_path.iterdir()) == []  # not left in the system temp folder until the interpreter exits
     spec = read_spec(path)
     assert spec["ml_program"] and spec["inputs"] == [{"name": "input", "shape": list(SHAPE)}]
     assert spec["outputs"] == ["logits"] and spec["metadata"]["labels"] == '["a", "b", "c", "d", "e", "f", "g", "h", ' \
