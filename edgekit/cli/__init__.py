@@ -64,11 +64,13 @@ def main() -> None:
 def _terminate_as_interrupt() -> list[int]:
     """SIGTERM (`kill`, a CI runner's timeout, a scheduler, torchrun stopping a worker) unwinds like Ctrl-C, so
     the staging folder and temporary files are removed instead of left behind; the list it returns records it.
-    Left alone where SIGTERM is not at its default (a caller that handles it)."""
+    Left alone where SIGTERM is not at its default (a caller that handles it), and under torchrun, which stops
+    the other processes with SIGTERM when one fails: a process blocked in a collective must die at once there."""
+    import os
     import signal
 
     seen: list[int] = []
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and "TORCHELASTIC_RUN_ID" not in os.environ:
         def stop(signum, frame):
             seen.append(signum)
             raise KeyboardInterrupt
