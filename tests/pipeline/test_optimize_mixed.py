@@ -121,7 +121,7 @@ def test_optimize_holds_mixed_candidates_on_digits(digits, digits_model, cli, tm
     assert any(c["drop_uncertainty"]["se"] > 0.2 for c in o["candidates"])  # the rule had something to hold
     rep = json.loads((out / "report.json").read_text())
     ch = check_latency_choice(rep, 0.3)
-    assert f"{ch['judge_drop']:.2f} on the 177 judge images" in " ".join(rep["notes"])
+    assert f"{ch['judge_drop']:.2f} on the 177 held-out judge images" in " ".join(rep["notes"])
 
 
 def test_time_budget_exceeded_keeps_fp32_and_says_what_was_skipped(digits, digits_model, cli, tmp_path):
