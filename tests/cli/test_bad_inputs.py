@@ -25,7 +25,7 @@ from pathlib import Path
 
 import badkit
 import pytest
-from helpers import DIGITS_FLAGS
+from helpers import DIGITS_FLAGS, near_black_images
 
 ROOT = Path(__file__).resolve().parents[2]
 EDGEKIT = Path(sys.executable).parent / "edgekit"
@@ -447,13 +447,8 @@ def test_interrupt_during_int8_guard(digits, tmp_path):
     """Ctrl-C while the accuracy guard measures each layer's sensitivity (calibrated on three near-black images,
     INT8 loses many points, so --max-drop 0 sends it through the guard)."""
     import conftest
-    import numpy as np
-    from PIL import Image
 
-    blank = tmp_path / "blank"
-    blank.mkdir()
-    for i in range(3):
-        Image.fromarray(np.full((8, 8), i * 20, np.uint8), "L").save(blank / f"b{i}.png")
+    blank = near_black_images(tmp_path / "blank")
     inputs = {"eval": _snapshot(digits[1]), "calib": _snapshot(blank),
               "model": hashlib.sha256(conftest.DIGITS_MODEL.read_bytes()).hexdigest()}
     code, seen = _ctrl_c_at(b"INT8 sensitivity per layer",

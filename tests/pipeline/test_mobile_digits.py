@@ -11,8 +11,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import DIGITS_FLAGS
-from PIL import Image
+from helpers import DIGITS_FLAGS, near_black_images
 
 from edgekit._optional import available
 
@@ -81,10 +80,7 @@ def test_int8_guard_on_the_format_runtime(digits, digits_model, cli, tmp_path):
     judging each trial with the format's own runtime, keeps the most sensitive layer(s) float until the held-out
     drop fits the default 1-point budget. Measured: 12.8-13.3 points lost unguarded on the 180 selection images
     (16.2 on the held-out 179 with --max-drop off); with the first convolution in float, 0.0."""
-    blank = tmp_path / "blank"
-    blank.mkdir()
-    for i in range(3):
-        Image.fromarray(np.full((8, 8), i * 20, np.uint8), "L").save(blank / f"b{i}.png")
+    blank = near_black_images(tmp_path / "blank")
     out = tmp_path / "o"
     code, stdout, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--eval-data", digits[1],
                             "--int8", "--calib-data", blank, "--format", "tflite,pte", "--threads", "2",

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import onnx
 import pytest
-from helpers import DIGITS_FLAGS, tiny_onnx_classifier
+from helpers import DIGITS_FLAGS, near_black_images, tiny_onnx_classifier
 from PIL import Image
 
 from edgekit.data.calibration import cache_key, from_folder
@@ -164,10 +164,7 @@ def test_guard_keeps_sensitive_layers_float(digits, digits_model, cli, tmp_path)
 
     359 images: 1 image = 0.28 points. Measured on the committed model: 14.2 points lost unguarded (51
     images), 0.56 (2 images) with one layer back in float; the asserts leave several images either side."""
-    blank = tmp_path / "blank"
-    blank.mkdir()
-    for i in range(3):
-        Image.fromarray(np.full((8, 8), i * 20, np.uint8), "L").save(blank / f"b{i}.png")
+    blank = near_black_images(tmp_path / "blank")
     out = tmp_path / "o"
     code, stdout, err = cli("export", "mobilenet_v2", "--weights", digits_model[0], "--eval-data", digits[1],
                             "--out", out, "--int8", "--calib-data", blank, "--max-drop", "2",

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import onnx
 import pytest
-from helpers import DIGITS_FLAGS
-from PIL import Image
+from helpers import DIGITS_FLAGS, near_black_images
 
 from edgekit.data.calibration import from_folder
 from edgekit.quantize.config import QuantConfig
@@ -95,9 +93,7 @@ def test_tensorrt_int8_within_a_point_of_cpu_int8(fp32, digits, tmp_path):
 @pytest.fixture(scope="module")
 def blank_calibration(tmp_path_factory):
     """Three near-black images: ranges far too narrow for real digits, so plain INT8 loses points."""
-    blank = tmp_path_factory.mktemp("blank")
-    for i in range(3):
-        Image.fromarray(np.full((8, 8), i * 20, np.uint8), "L").save(blank / f"b{i}.png")
+    blank = near_black_images(tmp_path_factory.mktemp("blank"))
     return blank
 
 
