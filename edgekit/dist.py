@@ -65,7 +65,7 @@ def process_group():
     world = 1 if _ALONE else int(os.environ.get("WORLD_SIZE", "1"))
     opened = world > 1 and not dist.is_initialized()
     if opened:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", **_attempt_store())
     r = dist.get_rank() if world > 1 else 0
     device = torch.device("cpu")
     if torch.cuda.is_available():
@@ -79,6 +79,23 @@ def process_group():
     finally:
         if opened:
             dist.destroy_process_group()
+
+
+def _attempt_store() -> dict:
+    """The process group's store, its keys under this torchrun attempt's own prefix.
+
+    torchrun's agent keeps one store server for the whole job and restarts the workers against it, so without a
+    prefix a restarted group reads the addresses the lost attempt's processes left there: gloo then connects to a
+    dead process (connection refused) or waits for it until its 30-minute timeout (seen here: the restarted group
+    hung in ``init_process_group``). Empty outside torchrun's ``env://`` launch (torch's defaults apply)."""
+    if "MASTER_ADDR" not in os.environ or "TORCHELASTIC_RESTART_COUNT" not in os.environ:
+        return {}
+    import torch.distributed as dist
+    from torch.distributed.rendezvous import rendezvous
+
+    store, rank, world = next(rendezvous("env://"))  # torch's own choice of who serves the store
+    attempt = os.environ["TORCHELASTIC_RESTART_COUNT"]
+    return {"store": dist.PrefixStore(f"edgekit/attempt_{attempt}/", store), "rank": rank, "world_size": world}
 
 
 def barrier() -> None:

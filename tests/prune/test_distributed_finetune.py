@@ -39,11 +39,33 @@ def _run(args: list, cwd: Path, env: dict | None = None) -> tuple[int, str, str,
     try:
         out, err = proc.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_tree(proc.pid)
         out, err = proc.communicate()
         pytest.fail(f"{' '.join(map(str, args[:6]))} ... did not finish in {TIMEOUT_S} s (a hang?); stderr:\n"
                     f"{err[-3000:]}")
     return proc.returncode, out, err, time.monotonic() - t0
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a launcher, its process group and every process under it: torchrun starts each worker in a session
+    of its own, so killing the launcher's group left the workers running, holding the pipes, and `communicate` then
+    waited on them forever (seen here, a hung restarted group)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _prune(digits, digits_model) -> list:
@@ -118,7 +140,7 @@ def test_two_nodes_on_localhost_train_like_two_processes(two_and_one, digits, di
     finally:
         for p in procs:
             if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
+                _kill_tree(p.pid)
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in results]
     out = "".join(o for o, _ in results)
     rep = _written_once(tmp_path, out, "".join(e for _, e in results))
@@ -182,3 +204,35 @@ def test_profile_splits_its_evaluation_across_processes(digits, digits_model, tm
         reports[world] = json.loads((tmp_path / f"p{world}" / "report.json").read_text())
     one, two = (reports[w]["accuracy"]["onnxruntime"] for w in (1, 2))
     assert one == two and one["n"] == 359 and one["top1"] > 95
+
+
+ATTEMPTS = '''
+import os
+from torch.distributed.rendezvous import rendezvous
+from edgekit.dist import _attempt_store
+raw, rank, _ = next(rendezvous("env://"))
+ours = _attempt_store()["store"]
+if os.environ["TORCHELASTIC_RESTART_COUNT"] == "0":
+    raw.set(f"raw{rank}", "1")
+    ours.set(f"ours{rank}", "1")
+    ours.wait(["ours0", "ours1"])
+    if rank == 1:
+        os._exit(17)
+else:
+    print(f"rank {rank}: the job's store kept the lost attempt's keys: {raw.check([f'raw{rank}'])}; "
+          f"this attempt's process-group store sees them: {ours.check([f'ours{rank}'])}", flush=True)
+'''
+
+
+@pytest.mark.slow  # about 20 s
+def test_a_restarted_group_does_not_read_the_lost_attempts_keys(tmp_path):
+    """torchrun's agent keeps one store for the whole job: a restarted attempt finds every key the lost one wrote
+    (gloo's addresses among them, which made a restarted group connect to a dead process or wait for it). The
+    process group's store is prefixed by the attempt, so those keys are not there."""
+    script = tmp_path / "attempts.py"
+    script.write_text(ATTEMPTS)
+    code, out, err, _ = _run([*RUN, "--nproc_per_node=2", "--standalone", "--max_restarts=1", script], tmp_path)
+    assert code == 0, err[-3000:]
+    assert sorted(out.splitlines()) == [
+        f"rank {r}: the job's store kept the lost attempt's keys: True; this attempt's process-group store sees "
+        f"them: False" for r in (0, 1)], out
