@@ -217,7 +217,7 @@ def choose_name(o: dict, max_drop: float) -> str:
     """The choice the report's own figures imply: the smallest file within budget on the selection half, the
     runtime variants of one file (the same size) told apart by latency: among the runoff's candidates on their
     head-to-head figures when there was a runoff (a variant left out of it kept a first-round figure taken in
-    other conditions, and CI once saw it lower than the runoff's)."""
+    other conditions, and a run here once saw it lower than the runoff's)."""
     runoff = o["runoff"]
     ok = [c for c in o["candidates"] if c["budget_drop"] <= max_drop
           and (not runoff or c["name"] in runoff["candidates"])]
